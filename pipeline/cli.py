@@ -1,0 +1,251 @@
+"""The command line: parse arguments, build config, call one library function, print the result.
+
+Errors a user can cause are one line on stderr and a non-zero exit; everything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import config as config_mod
+from .config import PROJECT_ROOT, Config, ConfigError
+from .workspace import Workspace
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="vaudit: find street violations in inspection footage and keep the evidence.")
+out = Console()
+err = Console(stderr=True)
+SAMPLES = PROJECT_ROOT / "samples"
+
+
+class _State:
+    workspace: Workspace
+
+
+state = _State()
+
+
+@app.callback()
+def _main(
+    workspace: Annotated[Path | None, typer.Option("--workspace", "-w", envvar="VAUDIT_WORKSPACE",
+                                                   help="Workspace folder (evidence.db, clips/, frames/).")] = None,
+) -> None:
+    state.workspace = Workspace.resolve(workspace)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from .detect import ModelError
+    from .evidence import EvidenceError
+    from .ingest import IngestError
+    from .store import StoreError
+
+    return ConfigError, IngestError, ModelError, StoreError, EvidenceError
+
+
+@contextmanager
+def _friendly():
+    try:
+        yield
+    except _user_errors() as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: finished sources are saved; run again to continue")
+        raise typer.Exit(130) from None
+
+
+def _config(path: Path | None) -> Config:
+    return config_mod.load(path)
+
+
+def _store():
+    from .store import Store
+
+    state.workspace.create()
+    return Store(state.workspace.db_path)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Footage files or folders (searched recursively).")],
+    district: Annotated[str | None, typer.Option(help="District/township for every file.")] = None,
+    inspector: Annotated[str | None, typer.Option(help="Inspector who filmed the footage.")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="CSV with file, district, inspector, capture_start.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Config YAML (default: configs/default.yaml).")] = None,
+) -> None:
+    """Register footage: probe, hash (SHA-256) and record where and when it was filmed."""
+    from .ingest import discover, ingest as do_ingest
+    from .progress import progress
+
+    with _friendly():
+        cfg = _config(config)
+        store = _store()
+        total = len(discover(paths))
+        with progress() as bar:
+            task = bar.add_task("ingest", total=total)
+            report = do_ingest(store, cfg, paths, district, inspector, manifest,
+                               on_file=lambda p: bar.update(task, advance=1, description=f"ingest {p.name}"))
+        store.close()
+    out.print(f"added {len(report.added)}, already known {len(report.duplicates)}, rejected {len(report.rejected)}")
+    for path, reason in report.rejected:
+        out.print(f"  rejected {path}: {reason}", highlight=False)
+
+
+def _run(cfg: Config, model: Path | None):
+    from .progress import progress
+    from .run import run as do_run
+
+    with progress() as bar:
+        task = None
+
+        def on(event: str, info: dict) -> None:
+            nonlocal task
+            if event == "source":
+                task = bar.add_task(Path(info["path"]).name, total=round(info["duration_s"], 1))
+            elif event == "frames" and task is not None:
+                bar.update(task, completed=round(info["t_s"], 1))
+
+        return do_run(state.workspace, cfg, model, progress=on)
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Option(help="Config YAML (default: configs/default.yaml).")] = None,
+    model: Annotated[Path | None, typer.Option(help="YOLO weights (default: model.path from config).")] = None,
+) -> None:
+    """Process every pending source: detect violations, cut evidence clips, write the database. Resumable."""
+    with _friendly():
+        cfg = _config(config)
+        summary = _run(cfg, model)
+    _print_run(summary)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _print_run(summary) -> None:
+    t = summary.timings
+    out.print(f"run {summary.run_id}: {summary.processed} sources processed, {summary.violations} violations, "
+              f"{len(summary.rejected)} rejected, {len(summary.failed)} failed in {t.get('total', 0):.1f} s")
+    for path, reason in summary.rejected + summary.failed:
+        out.print(f"  {path}: {reason}", highlight=False)
+
+
+@app.command()
+def demo(
+    config: Annotated[Path | None, typer.Option(help="Config YAML.")] = None,
+) -> None:
+    """Ingest the shipped samples, run, and show what was found."""
+    from .ingest import ingest as do_ingest
+
+    with _friendly():
+        cfg = _config(config)
+        store = _store()
+        report = do_ingest(store, cfg, [SAMPLES])
+        store.close()
+        out.print(f"samples: {len(report.added)} added, {len(report.duplicates)} already ingested")
+        summary = _run(cfg, None)
+    _print_run(summary)
+    _violations_table(cfg, _store().violations())
+    out.print(f"workspace: {state.workspace.root}  (clips under clips/, annotated keyframes under frames/)")
+
+
+def _violations_table(cfg: Config, rows: list[dict]) -> None:
+    table = Table(title=f"{len(rows)} violations")
+    for col in ("id", "category", "district", "time", "s", "conf", "status", "clip"):
+        table.add_column(col)
+    for r in rows:
+        when = r["start_time"][:19].replace("T", " ") if r["start_time"] else "?"
+        table.add_row(str(r["id"]), cfg.category_label(r["category"]), r["district"] or "-", when,
+                      f"{r['start_s']:.1f}-{r['end_s']:.1f}", f"{r['confidence']:.2f}", r["status"],
+                      r["clip_path"] or "-")
+    out.print(table)
+
+
+@app.command()
+def status() -> None:
+    """Counts of sources per state, and of violations per status."""
+    with _friendly():
+        store = _store()
+        last = store.query("SELECT run_key FROM runs ORDER BY id DESC LIMIT 1")
+        counts = store.status_counts(last[0]["run_key"] if last else None)
+        vcounts = store.query("SELECT v.status, count(*) n FROM violations v JOIN sources s ON s.id = v.source_id"
+                              " WHERE v.run_id = s.current_run_id GROUP BY 1")
+    out.print("sources: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    out.print("violations: " + (", ".join(f"{r['status']} {r['n']}" for r in vcounts) or "none"))
+
+
+@app.command()
+def violations(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+    status: Annotated[str | None, typer.Option(help="pending | confirmed | rejected")] = None,
+    district: Annotated[str | None, typer.Option()] = None,
+    category: Annotated[str | None, typer.Option(help="garbage | parking | stall")] = None,
+    config: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """List violations (of each source's latest run)."""
+    with _friendly():
+        cfg = _config(config)
+        if status and status not in ("pending", "confirmed", "rejected"):
+            raise ConfigError(f"--status must be pending, confirmed or rejected, not {status!r}")
+        if category and category not in config_mod.CATEGORY_IDS:
+            raise ConfigError(f"--category must be one of {', '.join(config_mod.CATEGORY_IDS)}, not {category!r}")
+        rows = _store().violations(status, cfg.canonical_district(district), category)
+    if as_json:
+        for r in rows:
+            r["category_name"] = cfg.category_label(r["category"])
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+    else:
+        _violations_table(cfg, rows)
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Argument(help="Where to write NAME.mp4 + NAME.json (or the dataset).")],
+    seed: Annotated[int, typer.Option()] = 0,
+    duration: Annotated[float, typer.Option(help="Seconds per video.")] = 20.0,
+    count: Annotated[int, typer.Option(help="Videos (or dataset images) to render.")] = 1,
+    size: Annotated[str, typer.Option(help="WxH")] = "1280x720",
+    fps: Annotated[float, typer.Option()] = 25.0,
+    gop: Annotated[float, typer.Option(help="Seconds between keyframes.")] = 1.0,
+    codec: Annotated[str, typer.Option(help="h264 | hevc")] = "h264",
+    dataset: Annotated[bool, typer.Option("--dataset", help="Write a YOLO image dataset instead of videos.")] = False,
+    real_garbage: Annotated[Path | None, typer.Option(help="woosong-trashbags folder for copy-paste.")] = None,
+) -> None:
+    """Render synthetic inspection footage with exact ground truth (or a YOLO training dataset)."""
+    from . import synth as synth_mod
+
+    with _friendly():
+        try:
+            w, h = (int(x) for x in size.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--size must look like 1280x720, not {size!r}") from None
+        if codec not in ("h264", "hevc"):
+            raise ConfigError(f"--codec must be h264 or hevc, not {codec!r}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if dataset:
+            path = synth_mod.render_dataset(out_dir, seed=seed, count=count, size=(w, h), real_garbage_dir=real_garbage)
+            out.print(f"dataset: {path}")
+            return
+        for k in range(count):
+            name = f"synth_{seed + k:05d}"
+            gt = synth_mod.render_video(out_dir, name, seed=seed + k, duration=duration, size=(w, h), fps=fps,
+                                        gop_s=gop, codec=codec)
+            out.print(f"{out_dir / name}.mp4: {len(gt['violations'])} violations, {len(gt['negatives'])} negatives")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

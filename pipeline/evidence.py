@@ -1,0 +1,196 @@
+"""Evidence: per violation a clip cut from the original and an annotated keyframe.
+
+Clips are stream copies starting at the keyframe at or before the wanted start: the original's own
+packets, unaltered (better evidence, and ~100x cheaper than re-encoding). When the original's codec
+or container does not play in a browser, a separate H.264 proxy is made for review and recorded as a
+proxy, so nobody mistakes it for the original's packets. Files are written to a staging name and only
+renamed into place inside the database transaction that references them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .config import Config
+from .records import Artifact, Source, Violation
+from .workspace import Workspace
+
+FONT_CANDIDATES = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/truetype/arphic/uming.ttc",
+)
+BROWSER_VIDEO = {"h264", "vp9", "av1"}
+MP4_VIDEO = {"h264", "hevc", "vp9", "av1", "mpeg4"}
+MP4_AUDIO = {"aac", "mp3", "opus", "alac", None}
+UNKNOWN_DISTRICT = "未指定"
+_COLORS = {"garbage": (230, 126, 34), "parking": (231, 76, 60), "stall": (155, 89, 182)}
+
+
+class EvidenceError(Exception):
+    """Making an evidence file failed (disk full, ffmpeg failure): the source fails, nothing is half-written."""
+
+
+@cache
+def cjk_font_path() -> str | None:
+    for p in FONT_CANDIDATES:
+        if os.path.exists(p):
+            return p
+    return None
+
+
+@cache
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    path = cjk_font_path()
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default()
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest(), os.fstat(f.fileno()).st_size
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Files made for one violation, waiting in the staging folder for their final names."""
+
+    files: list[tuple[str, Path, float | None, float | None, str | None]]  # kind, staged path, start, end, cmd
+
+
+def clip_range(v: Violation, cfg: Config, keyframes: list[float], duration: float) -> tuple[float, float]:
+    """The clip's span: from the keyframe at or before (start - pre) to (end + post), clamped to the file."""
+    cc = cfg.categories[v.category]
+    want = max(0.0, v.start_s - cc.clip_pre_s)
+    i = bisect.bisect_right(keyframes, want + 1e-6) - 1
+    start = keyframes[i] if i >= 0 else 0.0
+    end = min(duration, v.end_s + cc.clip_post_s) if duration > 0 else v.end_s + cc.clip_post_s
+    return start, max(end, start + 0.5)
+
+
+def _run(stream) -> str:
+    args = stream.compile(cmd="ffmpeg")
+    args = [args[0], "-hide_banner", "-loglevel", "error", "-nostdin", *args[1:]]
+    cmd = shlex.join(args)
+    try:
+        out = subprocess.run(args, capture_output=True, timeout=600, check=False)
+    except FileNotFoundError:
+        raise EvidenceError("ffmpeg not found: install ffmpeg (apt-get install ffmpeg)") from None
+    if out.returncode != 0:
+        err = out.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise EvidenceError(f"ffmpeg failed: {err[-1] if err else 'exit ' + str(out.returncode)}")
+    return cmd
+
+
+def _probe_duration(path: Path) -> float | None:
+    try:
+        return float(ffmpeg.probe(str(path))["format"]["duration"])
+    except (ffmpeg.Error, KeyError, ValueError):
+        return None
+
+
+def cut_clip(src: Source, start: float, end: float, out_stem: Path) -> list[tuple]:
+    """Stream-copy [start, end) into a clip; add a browser-playable proxy when the original would not play."""
+    codec, audio_codec = src.probe.codec, src.probe.audio_codec
+    ext = ".mp4" if codec in MP4_VIDEO and audio_codec in MP4_AUDIO else ".mkv"
+    clip = out_stem.with_suffix(ext)
+    seek = start + 0.001  # lands inside the keyframe's frame: ffmpeg then starts exactly at that keyframe
+    inp = ffmpeg.input(src.path, ss=f"{seek:.3f}")
+    opts = {"c": "copy", "t": f"{end - start:.3f}", "avoid_negative_ts": "make_zero", "map_metadata": 0}
+    if ext == ".mp4":
+        opts["movflags"] = "+faststart"
+        opts["f"] = "mp4"
+        if codec == "hevc":
+            opts["tag:v"] = "hvc1"
+    else:
+        opts["f"] = "matroska"
+    maps = ["0:v:0"] + (["0:a:0?"] if audio_codec else [])
+    cmd = _run(ffmpeg.output(inp, str(clip), map=maps, **opts).overwrite_output())
+    actual = _probe_duration(clip)
+    files = [("clip", clip, start, start + actual if actual else end, cmd)]
+    if codec not in BROWSER_VIDEO or ext != ".mp4":
+        proxy = out_stem.with_name(out_stem.name + "_proxy.mp4")
+        pinp = ffmpeg.input(src.path, ss=f"{start:.3f}")
+        popts = {"t": f"{end - start:.3f}", "c:v": "libx264", "preset": "veryfast", "crf": 23, "pix_fmt": "yuv420p",
+                 "vf": "scale='min(1280,iw)':-2", "movflags": "+faststart", "f": "mp4"}
+        if audio_codec:
+            popts["c:a"] = "aac"
+        pcmd = _run(ffmpeg.output(pinp, str(proxy), map=maps, **popts).overwrite_output())
+        files.append(("proxy", proxy, start, end, pcmd))
+    return files
+
+
+def annotate_keyframe(image: np.ndarray, boxes: list[tuple[tuple[float, float, float, float], str, float]],
+                      full_size: tuple[int, int], cfg: Config, when: datetime | None, t_s: float,
+                      place: str | None, out: Path) -> None:
+    """Draw boxes, the Chinese category name, confidence, wall-clock time and place; save as JPEG."""
+    img = Image.fromarray(image[:, :, ::-1])
+    draw = ImageDraw.Draw(img)
+    sx, sy = img.width / full_size[0], img.height / full_size[1]
+    fsize = max(14, img.height // 28)
+    font = _font(fsize)
+    for (x1, y1, x2, y2), category, conf in boxes:
+        color = _COLORS.get(category, (46, 204, 113))
+        bx = (x1 * sx, y1 * sy, x2 * sx, y2 * sy)
+        draw.rectangle(bx, outline=color, width=max(2, img.height // 240))
+        label = f"{cfg.category_label(category)} {conf:.2f}"
+        tw = draw.textlength(label, font=font)
+        ty = max(0, bx[1] - fsize - 6)
+        draw.rectangle((bx[0], ty, bx[0] + tw + 8, ty + fsize + 6), fill=color)
+        draw.text((bx[0] + 4, ty + 2), label, font=font, fill=(255, 255, 255))
+    stamp = when.strftime("%Y-%m-%d %H:%M:%S %z") if when else f"t={t_s:.1f}s"
+    footer = f"{stamp}  {place or UNKNOWN_DISTRICT}"
+    tw = draw.textlength(footer, font=font)
+    draw.rectangle((0, img.height - fsize - 10, tw + 12, img.height), fill=(0, 0, 0))
+    draw.text((6, img.height - fsize - 6), footer, font=font, fill=(255, 255, 0))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    with open(out, "wb") as f:
+        f.write(buf.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def final_stem(ws: Workspace, src: Source, v: Violation, violation_id: int, cfg: Config) -> Path:
+    """clips/<district>/<YYYY-MM-DD>/<category>_<HHMMSS>_<id>: where people will look for it."""
+    when = src.wall_clock(v.start_s)
+    if when is not None:
+        when = when.astimezone(cfg.tz)
+        day, hms = when.strftime("%Y-%m-%d"), when.strftime("%H%M%S")
+    else:
+        day, hms = "unknown-date", f"t{int(v.start_s):06d}"
+    district = _safe(src.district or UNKNOWN_DISTRICT)
+    return Path(district) / day / f"{v.category}_{hms}_{violation_id}"
+
+
+def _safe(name: str) -> str:
+    bad = '/\\\0:*?"<>|'
+    cleaned = "".join("_" if c in bad else c for c in name).strip(". ")
+    return cleaned or UNKNOWN_DISTRICT
+
+
+def place(ws: Workspace, staged: Staged, stem: Path) -> list[Artifact]:
+    """Rename staged files to their final names; hashes are taken from the bytes actually placed."""
+    arts = []
+    for kind, path, start, end, cmd in staged.files:
+        base = ws.frames if kind == "keyframe" else ws.clips
+        suffix = "_proxy.mp4" if kind == "proxy" else path.suffix
+        dest = base / stem.parent / (stem.name + suffix)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        sha, size = sha256_file(path)
+        os.replace(path, dest)
+        arts.append(Artifact(kind, ws.rel(dest), sha, size, start, end, cmd))
+    return arts

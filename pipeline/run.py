@@ -1,0 +1,262 @@
+"""Orchestration: lease a source, sample → detect → track → judge → evidence, commit it in one piece.
+
+Decoding runs in its own thread behind a bounded queue, so the decoder and the detector keep both
+cores busy while memory stays flat. A source is leased (with expiry) before it is processed, so
+several ``vaudit run`` processes share a workspace and a crashed worker's source is picked up again.
+Everything one source produces becomes visible in a single transaction; files are staged and renamed
+into place inside it, and a sweep at start removes what a killed run left behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import __version__, evidence
+from .config import Config
+from .detect import Detector, YoloDetector
+from .judge import judge
+from .records import Detection, Frame
+from .sample import DecodeError, Sampler
+from .store import Job, LeaseLost, Store, worker_id
+from .track import MotionEstimator, Tracker
+from .workspace import Workspace
+
+_QUEUE_FRAMES = 16
+_RENEW_EVERY_S = 60.0
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    run_key: str
+    processed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    violations: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_key(model_sha256: str, config_sha256: str) -> str:
+    """Same model + config + version = same run: re-running it only completes what is missing."""
+    return hashlib.sha256(f"{model_sha256}:{config_sha256}:{__version__}".encode()).hexdigest()[:16]
+
+
+def sweep(ws: Workspace, store: Store, owner: str) -> int:
+    """Remove files a killed run left: staging folders of dead workers, and, when no other worker is
+    active, clips and keyframes that no committed row references."""
+    others = {r["lease_owner"] for r in store.active_leases(exclude_owner=owner)}
+    removed = 0
+    if ws.tmp.exists():
+        for d in ws.tmp.iterdir():
+            if not any(d.name.startswith(_safe_owner(o) + "-") for o in others):
+                shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
+                removed += 1
+    if not others:
+        referenced = store.referenced_paths()
+        for base in (ws.clips, ws.frames):
+            if not base.exists():
+                continue
+            for p in base.rglob("*"):
+                if p.is_file() and ws.rel(p) not in referenced:
+                    p.unlink()
+                    removed += 1
+    return removed
+
+
+def _safe_owner(owner: str) -> str:
+    return owner.replace(":", "_").replace("/", "_")
+
+
+def run(
+    ws: Workspace,
+    cfg: Config,
+    model_path: Path | None = None,
+    detector: Detector | None = None,
+    progress: Callable[[str, dict], None] | None = None,
+    max_sources: int | None = None,
+) -> RunSummary:
+    """Process every source this model + config has not processed yet. Safe to run concurrently."""
+    ws.create()
+    store = Store(ws.db_path)
+    try:
+        det = detector or YoloDetector(cfg, model_path)
+        key = run_key(det.sha256, cfg.sha256())
+        run_id = store.start_run(key, str(det.path), det.sha256, cfg.snapshot(), cfg.sha256(), __version__)
+        owner = worker_id()
+        sweep(ws, store, owner)
+        summary = RunSummary(run_id, key)
+        t0 = time.perf_counter()
+        while max_sources is None or summary.processed < max_sources:
+            job = store.claim_job(run_id, key, owner)
+            if job is None:
+                break
+            if progress:
+                progress("source", {"path": job.source.path, "duration_s": job.source.probe.duration_s})
+            try:
+                n, timings = process_source(ws, store, cfg, det, job, progress)
+            except DecodeError as e:
+                store.mark_rejected(job.source.id, f"undecodable: {e}")
+                summary.rejected.append((job.source.path, str(e)))
+                continue
+            except (evidence.EvidenceError, OSError) as e:
+                store.fail_job(job, f"{type(e).__name__}: {e}")
+                summary.failed.append((job.source.path, str(e)))
+                continue
+            except LeaseLost as e:
+                summary.failed.append((job.source.path, str(e)))
+                continue
+            summary.processed += 1
+            summary.violations += n
+            for k, v in timings.items():
+                summary.timings[k] = summary.timings.get(k, 0.0) + v
+        summary.timings["total"] = time.perf_counter() - t0
+        store.finish_run(run_id, {"processed": summary.processed, "failed": len(summary.failed),
+                                  "rejected": len(summary.rejected), "violations": summary.violations,
+                                  "timings": {k: round(v, 3) for k, v in summary.timings.items()}})
+        return summary
+    finally:
+        store.close()
+
+
+def _decode_thread(sampler: Sampler, q: queue.Queue, stop: threading.Event, timing: dict) -> None:
+    t = time.perf_counter()
+    try:
+        for frame in sampler:
+            timing["decode"] += time.perf_counter() - t
+            while not stop.is_set():
+                try:
+                    q.put(frame, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
+                return
+            t = time.perf_counter()
+        timing["decode"] += time.perf_counter() - t
+        q.put(None)
+    except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
+        q.put(e)
+
+
+def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job: Job,
+                   progress: Callable[[str, dict], None] | None = None) -> tuple[int, dict[str, float]]:
+    src = job.source
+    full = (src.probe.width, src.probe.height)
+    timings = {"decode": 0.0, "detect": 0.0, "track": 0.0, "events": 0.0, "clips": 0.0, "db": 0.0}
+    sampler = Sampler(src.path, cfg.sampling.rate, src.probe.rotation, cfg.sampling.max_side,
+                      cfg.sampling.scene_keyframes)
+    q: queue.Queue = queue.Queue(maxsize=_QUEUE_FRAMES)
+    stop = threading.Event()
+    th = threading.Thread(target=_decode_thread, args=(sampler, q, stop, timings), daemon=True)
+    th.start()
+    motion = MotionEstimator()
+    tracker = Tracker(cfg.events.max_gap_s, cfg.events.min_iou)
+    frames: list[Frame] = []  # images dropped once used: only t_s/index are kept
+    dets: list[Detection] = []
+    det_track: dict[int, int] = {}
+    best: dict[int, tuple[float, int, bytes]] = {}  # track id -> (confidence, frame index, JPEG)
+    last_renew = time.monotonic()
+
+    def consume(batch: list[Frame]) -> None:
+        t = time.perf_counter()
+        found = det.detect(batch, full)
+        timings["detect"] += time.perf_counter() - t
+        t = time.perf_counter()
+        by_frame: dict[int, list[Detection]] = {}
+        for d in found:
+            by_frame.setdefault(d.frame_index, []).append(d)
+        for f in batch:
+            to_ref = motion.update(f, full)
+            fd = by_frame.get(f.index, [])
+            assigned = tracker.update(f.t_s, fd, to_ref)
+            base = len(dets)
+            dets.extend(fd)
+            for k, tid in assigned.items():
+                det_track[base + k] = tid
+                conf = fd[k].confidence
+                if tid not in best or conf > best[tid][0]:
+                    ok, jpg = cv2.imencode(".jpg", f.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+                    best[tid] = (conf, f.index, jpg.tobytes())
+            frames.append(Frame(f.t_s, f.index, f.keyframe, np.empty(0, np.uint8)))
+        timings["track"] += time.perf_counter() - t
+
+    try:
+        batch: list[Frame] = []
+        while True:
+            item = q.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item is None:
+                break
+            batch.append(item)
+            if len(batch) >= getattr(det, "batch", 4):
+                consume(batch)
+                if progress:
+                    progress("frames", {"n": len(batch), "t_s": batch[-1].t_s})
+                batch = []
+            if time.monotonic() - last_renew > _RENEW_EVERY_S:
+                store.renew_lease(job)
+                last_renew = time.monotonic()
+        if batch:
+            consume(batch)
+            if progress:
+                progress("frames", {"n": len(batch), "t_s": batch[-1].t_s})
+    finally:
+        stop.set()
+        th.join(timeout=10)
+
+    t = time.perf_counter()
+    tracks = tracker.finish()
+    violations, track_violation = judge(tracks, cfg)
+    timings["events"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    stage = ws.tmp / f"{_safe_owner(job.owner)}-{src.id}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    duration = max(src.probe.duration_s, sampler.stats.last_t_s)
+    keyframes = sampler.stats.keyframe_times or [0.0]
+    staged: list[evidence.Staged] = []
+    try:
+        for i, v in enumerate(violations):
+            start, end = evidence.clip_range(v, cfg, keyframes, duration)
+            files = evidence.cut_clip(src, start, end, stage / f"v{i}")
+            tid = max(v.track_ids, key=lambda k: best.get(k, (0.0,))[0])
+            _, fidx, jpg = best[tid]
+            image = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+            boxes = [(d.box, d.category, d.confidence) for k, d in enumerate(dets)
+                     if d.frame_index == fidx and track_violation.get(det_track.get(k, -1)) == i]
+            kf_t = next(f.t_s for f in frames if f.index == fidx)
+            kf_path = stage / f"v{i}.jpg"
+            when = src.wall_clock(kf_t)
+            evidence.annotate_keyframe(image, boxes, full, cfg, when.astimezone(cfg.tz) if when else None, kf_t,
+                                       src.district, kf_path)
+            files.append(("keyframe", kf_path, kf_t, kf_t, None))
+            staged.append(evidence.Staged(files))
+            if progress:
+                progress("clip", {"i": i + 1, "n": len(violations)})
+        timings["clips"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        det_violation = {k: track_violation[tid] for k, tid in det_track.items() if tid in track_violation}
+        store.commit_source(
+            job, frames, dets, violations, det_violation,
+            lambda i, vid, v: evidence.place(ws, staged[i], evidence.final_stem(ws, src, v, vid, cfg)),
+            timings, src.sha256,
+        )
+        timings["db"] = time.perf_counter() - t
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    timings["frames"] = len(frames)
+    timings["decoded"] = sampler.stats.decoded
+    return len(violations), timings

@@ -1,0 +1,502 @@
+"""The evidence database: schema, migrations, and every read and write of SQLite.
+
+Only this module (and ``custody``, which it calls) talks to SQLite. Writes run in short
+``BEGIN IMMEDIATE`` transactions so concurrent workers queue on the busy timeout instead of failing
+with "database is locked", and everything one source produces is committed in one transaction: a
+crash leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from . import custody
+from .records import Artifact, Detection, Frame, Probe, Source, Violation
+
+SCHEMA_VERSION = 1
+
+SCHEMA_V1 = """
+CREATE TABLE sources (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT UNIQUE,
+    path TEXT NOT NULL,
+    size INTEGER,
+    mtime REAL,
+    duration_s REAL, fps REAL, vfr INTEGER, width INTEGER, height INTEGER,
+    codec TEXT, container TEXT, rotation INTEGER, audio_codec TEXT,
+    creation_time TEXT, gps TEXT, device TEXT,
+    district TEXT, inspector TEXT,
+    capture_start TEXT, capture_start_origin TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ready', 'rejected')),
+    reason TEXT,
+    current_run_id INTEGER REFERENCES runs(id),
+    ingested_at TEXT NOT NULL
+);
+CREATE INDEX sources_path ON sources(path);
+CREATE TABLE source_paths (
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    path TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (source_id, path)
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    run_key TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    model_path TEXT, model_sha256 TEXT,
+    config TEXT, config_sha256 TEXT,
+    version TEXT, host TEXT, pid INTEGER,
+    stats TEXT
+);
+CREATE TABLE jobs (
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    run_key TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('processing', 'done', 'failed')),
+    run_id INTEGER REFERENCES runs(id),
+    lease_owner TEXT, lease_expires REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT, timings TEXT, finished_at TEXT,
+    PRIMARY KEY (source_id, run_key)
+);
+CREATE TABLE frames (
+    id INTEGER PRIMARY KEY,
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    t_s REAL NOT NULL,
+    keyframe INTEGER NOT NULL
+);
+CREATE INDEX frames_source ON frames(source_id, run_id);
+CREATE TABLE violations (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    category TEXT NOT NULL,
+    detected_category TEXT NOT NULL,
+    start_s REAL NOT NULL, end_s REAL NOT NULL,
+    start_time TEXT, end_time TEXT,
+    confidence REAL NOT NULL, hits INTEGER NOT NULL,
+    best_t_s REAL, x1 REAL, y1 REAL, x2 REAL, y2 REAL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'confirmed', 'rejected')),
+    created_at TEXT NOT NULL
+);
+CREATE INDEX violations_source ON violations(source_id, run_id);
+CREATE INDEX violations_status ON violations(status, category);
+CREATE TABLE detections (
+    id INTEGER PRIMARY KEY,
+    frame_id INTEGER NOT NULL REFERENCES frames(id),
+    violation_id INTEGER REFERENCES violations(id),
+    cls TEXT NOT NULL, category TEXT,
+    confidence REAL NOT NULL,
+    x1 REAL, y1 REAL, x2 REAL, y2 REAL
+);
+CREATE INDEX detections_frame ON detections(frame_id);
+CREATE INDEX detections_violation ON detections(violation_id);
+CREATE TABLE artifacts (
+    id INTEGER PRIMARY KEY,
+    violation_id INTEGER REFERENCES violations(id),
+    run_id INTEGER REFERENCES runs(id),
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    source_sha256 TEXT,
+    start_s REAL, end_s REAL,
+    command TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX artifacts_violation ON artifacts(violation_id);
+CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY,
+    violation_id INTEGER NOT NULL REFERENCES violations(id),
+    user TEXT NOT NULL,
+    action TEXT NOT NULL,
+    category TEXT, reason TEXT, note TEXT, start_s REAL, end_s REAL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX decisions_violation ON decisions(violation_id);
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('analyst', 'assessor', 'admin')),
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: dict[int, str] = {1: SCHEMA_V1 + custody.SCHEMA}
+
+LEASE_S = 600.0
+
+
+class StoreError(Exception):
+    """A user-facing database problem (not a database, newer schema, ...)."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Source
+    run_id: int
+    run_key: str
+    owner: str
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout = 60000")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path} is not a usable vaudit database: {e}") from None
+        self.db = sqlite_utils.Database(self.conn)
+        self._migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions and schema -------------------------------------------------------------
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction; taken IMMEDIATE so the write lock is queued, not raced."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this vaudit ({SCHEMA_VERSION}): upgrade vaudit"
+            )
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            with self.tx() as c:
+                for stmt in _statements(MIGRATIONS[v]):
+                    c.execute(stmt)
+                c.execute(f"PRAGMA user_version = {v}")
+                custody.append(c, "schema_migrated", "database", None, {"to_version": v})
+
+    def query(self, sql: str, params: Sequence | dict = ()) -> list[dict]:
+        return list(self.db.query(sql, params))
+
+    # -- sources -----------------------------------------------------------------------------
+
+    def source_by_sha(self, sha256: str) -> dict | None:
+        rows = self.query("SELECT * FROM sources WHERE sha256 = ?", [sha256])
+        return rows[0] if rows else None
+
+    def add_source(self, row: dict, actor: str = "system") -> tuple[int, bool]:
+        """Insert a ready source, or record another path of the same content. Returns (id, is_new)."""
+        with self.tx() as c:
+            existing = c.execute("SELECT id FROM sources WHERE sha256 = ?", (row["sha256"],)).fetchone()
+            if existing:
+                sid = existing[0]
+                cur = c.execute(
+                    "INSERT OR IGNORE INTO source_paths (source_id, path, seen_at) VALUES (?,?,?)",
+                    (sid, row["path"], now_iso()),
+                )
+                if cur.rowcount:
+                    custody.append(c, "source_path_added", "source", sid, {"path": row["path"]}, actor)
+                return sid, False
+            # a path rejected earlier and now readable again replaces its rejection record
+            c.execute("DELETE FROM sources WHERE path = ? AND status = 'rejected' AND sha256 IS NULL", (row["path"],))
+            sid = _insert(c, "sources", {**row, "status": "ready", "ingested_at": now_iso()})
+            c.execute("INSERT INTO source_paths (source_id, path, seen_at) VALUES (?,?,?)", (sid, row["path"], now_iso()))
+            custody.append(
+                c,
+                "source_ingested",
+                "source",
+                sid,
+                {k: row.get(k) for k in ("sha256", "path", "size", "district", "inspector", "capture_start")},
+                actor,
+            )
+            return sid, True
+
+    def reject_source(self, path: str, sha256: str | None, size: int | None, reason: str, actor: str = "system") -> int:
+        with self.tx() as c:
+            if sha256:
+                old = c.execute("SELECT id, status FROM sources WHERE sha256 = ?", (sha256,)).fetchone()
+            else:
+                old = c.execute("SELECT id, status FROM sources WHERE path = ? AND sha256 IS NULL", (path,)).fetchone()
+            if old:
+                c.execute("UPDATE sources SET reason = ? WHERE id = ? AND status = 'rejected'", (reason, old[0]))
+                return old[0]
+            sid = _insert(
+                c,
+                "sources",
+                {"sha256": sha256, "path": path, "size": size, "status": "rejected", "reason": reason,
+                 "ingested_at": now_iso()},
+            )
+            custody.append(c, "source_rejected", "source", sid, {"path": path, "sha256": sha256, "reason": reason}, actor)
+            return sid
+
+    def mark_rejected(self, source_id: int, reason: str) -> None:
+        """A source that probed fine but turned out undecodable when processed."""
+        with self.tx() as c:
+            c.execute("UPDATE sources SET status = 'rejected', reason = ? WHERE id = ?", (reason, source_id))
+            c.execute("DELETE FROM jobs WHERE source_id = ? AND status = 'processing'", (source_id,))
+            custody.append(c, "source_rejected", "source", source_id, {"reason": reason})
+
+    # -- runs and jobs -----------------------------------------------------------------------
+
+    def start_run(self, run_key: str, model_path: str, model_sha256: str, config: dict, config_sha256: str,
+                  version: str) -> int:
+        with self.tx() as c:
+            rid = _insert(
+                c,
+                "runs",
+                {"run_key": run_key, "started_at": now_iso(), "model_path": model_path, "model_sha256": model_sha256,
+                 "config": json.dumps(config, ensure_ascii=False), "config_sha256": config_sha256,
+                 "version": version, "host": socket.gethostname(), "pid": os.getpid()},
+            )
+            custody.append(c, "run_started", "run", rid,
+                           {"run_key": run_key, "model_sha256": model_sha256, "config_sha256": config_sha256,
+                            "version": version})
+            return rid
+
+    def finish_run(self, run_id: int, stats: dict) -> None:
+        with self.tx() as c:
+            c.execute("UPDATE runs SET finished_at = ?, stats = ? WHERE id = ?", (now_iso(), json.dumps(stats), run_id))
+            custody.append(c, "run_finished", "run", run_id, stats)
+
+    def claim_job(self, run_id: int, run_key: str, owner: str, lease_s: float = LEASE_S) -> Job | None:
+        """Lease the next source this run_key has not done. Expired leases (crashed workers) are taken over;
+        a source that failed in this very run is not retried by it."""
+        now = time.time()
+        with self.tx() as c:
+            row = c.execute(
+                """SELECT s.id FROM sources s LEFT JOIN jobs j ON j.source_id = s.id AND j.run_key = ?
+                   WHERE s.status = 'ready'
+                     AND (j.source_id IS NULL
+                          OR (j.status = 'processing' AND j.lease_expires < ?)
+                          OR (j.status = 'failed' AND j.run_id != ?))
+                   ORDER BY s.id LIMIT 1""",
+                (run_key, now, run_id),
+            ).fetchone()
+            if not row:
+                return None
+            c.execute(
+                """INSERT INTO jobs (source_id, run_key, status, run_id, lease_owner, lease_expires, attempts)
+                   VALUES (?, ?, 'processing', ?, ?, ?, 1)
+                   ON CONFLICT (source_id, run_key) DO UPDATE SET status = 'processing', run_id = excluded.run_id,
+                     lease_owner = excluded.lease_owner, lease_expires = excluded.lease_expires,
+                     attempts = attempts + 1, error = NULL""",
+                (row[0], run_key, run_id, owner, now + lease_s),
+            )
+        return Job(self.source(row[0]), run_id, run_key, owner)
+
+    def renew_lease(self, job: Job, lease_s: float = LEASE_S) -> None:
+        with self.tx() as c:
+            c.execute(
+                "UPDATE jobs SET lease_expires = ? WHERE source_id = ? AND run_key = ? AND lease_owner = ?",
+                (time.time() + lease_s, job.source.id, job.run_key, job.owner),
+            )
+
+    def fail_job(self, job: Job, error: str) -> None:
+        with self.tx() as c:
+            c.execute(
+                "UPDATE jobs SET status = 'failed', error = ?, lease_expires = NULL, finished_at = ?"
+                " WHERE source_id = ? AND run_key = ?",
+                (error, now_iso(), job.source.id, job.run_key),
+            )
+            custody.append(c, "source_failed", "source", job.source.id, {"run_id": job.run_id, "error": error})
+
+    def active_leases(self, exclude_owner: str | None = None) -> list[dict]:
+        return self.query(
+            "SELECT source_id, lease_owner FROM jobs WHERE status = 'processing' AND lease_expires >= ?"
+            " AND lease_owner IS NOT ?",
+            [time.time(), exclude_owner],
+        )
+
+    def commit_source(
+        self,
+        job: Job,
+        frames: Sequence[Frame],
+        detections: Sequence[Detection],
+        violations: Sequence[Violation],
+        detection_violation: dict[int, int],
+        place_artifacts: Callable[[int, int, Violation], list[Artifact]],
+        timings: dict,
+        source_sha256: str,
+    ) -> list[int]:
+        """Write everything one source produced, atomically.
+
+        ``detection_violation`` maps a detection's position in ``detections`` to its violation's position.
+        ``place_artifacts(index, violation_id, violation)`` moves staged files to their final names and
+        returns them; it runs inside the transaction, so a failure there rolls every row back (and the
+        next run's sweep removes any file it already moved).
+        """
+        created = now_iso()
+        src = job.source
+        with self.tx() as c:
+            owner = c.execute(
+                "SELECT lease_owner, status FROM jobs WHERE source_id = ? AND run_key = ?", (src.id, job.run_key)
+            ).fetchone()
+            if owner is None or owner[0] != job.owner or owner[1] != "processing":
+                raise LeaseLost(f"lease on source {src.id} was taken over by {owner[0] if owner else 'nobody'}")
+            # ids are contiguous: we hold the write lock and the table has no AUTOINCREMENT gaps to reuse
+            first = (c.execute("SELECT max(id) FROM frames").fetchone()[0] or 0) + 1
+            c.executemany(
+                "INSERT INTO frames (id, source_id, run_id, t_s, keyframe) VALUES (?,?,?,?,?)",
+                [(first + i, src.id, job.run_id, f.t_s, int(f.keyframe)) for i, f in enumerate(frames)],
+            )
+            frame_ids = {f.index: first + i for i, f in enumerate(frames)}
+            vids = []
+            for i, v in enumerate(violations):
+                st, et = src.wall_clock(v.start_s), src.wall_clock(v.end_s)
+                x1, y1, x2, y2 = v.best.box
+                vid = _insert(
+                    c,
+                    "violations",
+                    {"run_id": job.run_id, "source_id": src.id, "category": v.category,
+                     "detected_category": v.category, "start_s": v.start_s, "end_s": v.end_s,
+                     "start_time": st.isoformat() if st else None, "end_time": et.isoformat() if et else None,
+                     "confidence": v.confidence, "hits": v.hits, "best_t_s": v.best.t_s,
+                     "x1": x1, "y1": y1, "x2": x2, "y2": y2, "created_at": created},
+                )
+                vids.append(vid)
+                arts = place_artifacts(i, vid, v)
+                c.executemany(
+                    "INSERT INTO artifacts (violation_id, run_id, kind, path, sha256, size, source_sha256, start_s,"
+                    " end_s, command, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [(vid, job.run_id, a.kind, a.path, a.sha256, a.size, source_sha256, a.start_s, a.end_s, a.command,
+                      created) for a in arts],
+                )
+                custody.append(
+                    c, "violation_created", "violation", vid,
+                    {"run_id": job.run_id, "source_sha256": source_sha256, "category": v.category,
+                     "start_s": round(v.start_s, 3), "end_s": round(v.end_s, 3),
+                     "confidence": round(v.confidence, 4),
+                     "artifacts": [{"kind": a.kind, "path": a.path, "sha256": a.sha256} for a in arts]},
+                )
+            c.executemany(
+                "INSERT INTO detections (frame_id, violation_id, cls, category, confidence, x1, y1, x2, y2)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                [(frame_ids[d.frame_index],
+                  vids[detection_violation[k]] if k in detection_violation else None,
+                  d.cls, d.category, d.confidence, *d.box) for k, d in enumerate(detections)],
+            )
+            c.execute(
+                "UPDATE jobs SET status = 'done', lease_expires = NULL, timings = ?, finished_at = ?"
+                " WHERE source_id = ? AND run_key = ?",
+                (json.dumps(timings), created, src.id, job.run_key),
+            )
+            c.execute("UPDATE sources SET current_run_id = ? WHERE id = ?", (job.run_id, src.id))
+            custody.append(c, "source_processed", "source", src.id,
+                           {"run_id": job.run_id, "violations": vids, "frames": len(frames)})
+        return vids
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def source(self, source_id: int) -> Source:
+        r = self.db["sources"].get(source_id)
+        return source_from_row(r)
+
+    def referenced_paths(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT path FROM artifacts")}
+
+    def status_counts(self, run_key: str | None = None) -> dict[str, int]:
+        counts = {"pending": 0, "processing": 0, "done": 0, "failed": 0, "rejected": 0}
+        for status, n in self.conn.execute(
+            """SELECT CASE WHEN s.status = 'rejected' THEN 'rejected'
+                           WHEN j.status IS NULL THEN 'pending'
+                           WHEN j.status = 'processing' AND j.lease_expires < ? THEN 'pending'
+                           ELSE j.status END, count(*)
+               FROM sources s LEFT JOIN jobs j ON j.source_id = s.id AND j.run_key = ?
+               GROUP BY 1""",
+            (time.time(), run_key),
+        ):
+            counts[status] = n
+        return counts
+
+    def violations(self, status: str | None = None, district: str | None = None, category: str | None = None,
+                   current_only: bool = True) -> list[dict]:
+        """Violations with their source and artifacts, as the ``violations --json`` contract lists them."""
+        where, params = [], []
+        if current_only:
+            where.append("v.run_id = s.current_run_id")
+        for col, val in (("v.status", status), ("s.district", district), ("v.category", category)):
+            if val:
+                where.append(f"{col} = ?")
+                params.append(val)
+        sql = f"""
+            SELECT v.id, v.category, s.district, s.inspector, s.path AS source_path, s.sha256 AS source_sha256,
+                   v.start_s, v.end_s, v.start_time, v.end_time, v.confidence, v.status, v.hits, v.run_id,
+                   v.source_id,
+                   clip.path AS clip_path, clip.sha256 AS clip_sha256, clip.start_s AS clip_start_s,
+                   clip.end_s AS clip_end_s, proxy.path AS proxy_path, kf.path AS keyframe_path,
+                   kf.sha256 AS keyframe_sha256
+            FROM violations v JOIN sources s ON s.id = v.source_id
+            LEFT JOIN artifacts clip ON clip.violation_id = v.id AND clip.kind = 'clip'
+            LEFT JOIN artifacts proxy ON proxy.violation_id = v.id AND proxy.kind = 'proxy'
+            LEFT JOIN artifacts kf ON kf.violation_id = v.id AND kf.kind = 'keyframe'
+            {"WHERE " + " AND ".join(where) if where else ""}
+            ORDER BY s.district, v.start_time, v.source_id, v.start_s"""
+        return self.query(sql, params)
+
+
+class LeaseLost(Exception):
+    """Another worker took this source over (our lease expired); our results must not be written."""
+
+
+def _statements(script: str) -> list[str]:
+    """Split a schema script into statements, keeping trigger bodies whole."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return [s for s in out if s]
+
+
+def _insert(c: sqlite3.Connection, table: str, row: dict) -> int:
+    cols = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    return c.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(row.values())).lastrowid
+
+
+def _dt(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+def source_from_row(r: dict) -> Source:
+    probe = Probe(
+        duration_s=r["duration_s"] or 0.0, fps=r["fps"] or 0.0, vfr=bool(r["vfr"]), width=r["width"] or 0,
+        height=r["height"] or 0, codec=r["codec"] or "", container=r["container"] or "",
+        rotation=r["rotation"] or 0, audio_codec=r["audio_codec"], creation_time=_dt(r["creation_time"]),
+        gps=r["gps"], device=r["device"],
+    )
+    return Source(
+        id=r["id"], sha256=r["sha256"], path=r["path"], size=r["size"], probe=probe, district=r["district"],
+        inspector=r["inspector"], capture_start=_dt(r["capture_start"]),
+        capture_start_origin=r["capture_start_origin"] or "unknown",
+    )

@@ -1,0 +1,12 @@
+"""Synthetic inspection footage with exact ground truth: street videos and a YOLO data set.
+
+No real footage may be shipped, so vaudit renders its own: perspective Chinese streets filmed
+from the sidewalk or a slow vehicle, with garbage piles, illegal parking and street stalls plus
+hard negatives. Every label comes from the geometry that drew the pixels.
+"""
+
+from .dataset import render_dataset
+from .scene import CLASSES
+from .video import render_video
+
+__all__ = ["CLASSES", "render_dataset", "render_video"]

@@ -1,0 +1,161 @@
+"""Tracking: associate detections across sampled frames into one track per physical object.
+
+Samples are 0.5-1 s apart and the camera walks and shakes, so a box can move a long way between
+samples. Each sampled frame's global motion against the previous one is estimated (sparse optical
+flow + a RANSAC similarity), accumulated into a stabilised reference frame, and boxes are compared
+there. What a box moves beyond the camera's motion (the residual) tells a driving car from a parked one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from statistics import median
+
+import cv2
+import numpy as np
+
+from .records import Box, Detection, Frame, Track
+
+_WORK_WIDTH = 320
+
+
+class MotionEstimator:
+    """Similarity transform from each sampled frame to the first one (full-resolution pixels)."""
+
+    def __init__(self) -> None:
+        self._prev_gray: np.ndarray | None = None
+        self._prev_scale = 1.0
+        self._to_ref = np.eye(3)
+
+    def update(self, frame: Frame, full_size: tuple[int, int]) -> np.ndarray:
+        """Returns the 3x3 matrix mapping this frame's full-resolution pixels to reference pixels."""
+        img = frame.image
+        scale = _WORK_WIDTH / img.shape[1]
+        gray = cv2.cvtColor(cv2.resize(img, (_WORK_WIDTH, round(img.shape[0] * scale))), cv2.COLOR_BGR2GRAY)
+        full_scale = _WORK_WIDTH / full_size[0]  # full-res px -> work px
+        if self._prev_gray is not None and self._prev_gray.shape == gray.shape:
+            a = _estimate(self._prev_gray, gray)  # work px: prev -> cur
+            if a is not None:
+                s = np.diag([full_scale, full_scale, 1.0])
+                a_full = np.linalg.inv(s) @ a @ s  # full px: prev -> cur
+                self._to_ref = self._to_ref @ np.linalg.inv(a_full)
+        self._prev_gray = gray
+        return self._to_ref.copy()
+
+
+def _estimate(prev: np.ndarray, cur: np.ndarray) -> np.ndarray | None:
+    pts = cv2.goodFeaturesToTrack(prev, maxCorners=200, qualityLevel=0.01, minDistance=8)
+    if pts is None or len(pts) < 8:
+        return None
+    nxt, st, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=(21, 21), maxLevel=3)
+    ok = st.reshape(-1) == 1
+    if ok.sum() < 8:
+        return None
+    m, inliers = cv2.estimateAffinePartial2D(pts[ok], nxt[ok], method=cv2.RANSAC, ransacReprojThreshold=3.0)
+    if m is None or inliers is None or inliers.sum() < 6:
+        return None
+    scale = math.hypot(m[0, 0], m[1, 0])
+    if not 0.7 < scale < 1.4:  # implausible between samples a second apart: treat as unknown
+        return None
+    return np.vstack([m, [0, 0, 1]])
+
+
+def warp_box(box: Box, m: np.ndarray) -> Box:
+    x1, y1, x2, y2 = box
+    pts = np.array([[x1, y1, 1], [x2, y1, 1], [x1, y2, 1], [x2, y2, 1]], dtype=float) @ m.T
+    return (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def center_distance(a: Box, b: Box) -> float:
+    """Distance between centres in units of the larger box's diagonal-ish size."""
+    ca = ((a[0] + a[2]) / 2, (a[1] + a[3]) / 2)
+    cb = ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+    size = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1], 1.0)
+    return math.hypot(ca[0] - cb[0], ca[1] - cb[1]) / size
+
+
+def similarity(a: Box, b: Box, min_iou: float) -> float | None:
+    """Association score of two stabilised boxes, or None when they are not the same object."""
+    o = iou(a, b)
+    if o >= min_iou:
+        return 1.0 + o
+    d = center_distance(a, b)
+    return 1.0 - d if d < 0.6 else None
+
+
+@dataclass
+class _Open:
+    id: int
+    category: str
+    dets: list[Detection] = field(default_factory=list)
+    stab: list[Box] = field(default_factory=list)
+    residuals: list[float] = field(default_factory=list)
+
+
+class Tracker:
+    """Incremental: feed each sampled frame's detections in time order, then ``finish()``."""
+
+    def __init__(self, max_gap_s: float, min_iou: float):
+        self.max_gap_s = max_gap_s
+        self.min_iou = min_iou
+        self._open: list[_Open] = []
+        self._closed: list[_Open] = []
+        self._next_id = 1
+
+    def update(self, t_s: float, detections: Sequence[Detection], to_ref: np.ndarray) -> dict[int, int]:
+        """Returns {position in ``detections``: track id} for the violation-category detections."""
+        still = []
+        for tr in self._open:
+            (still if t_s - tr.dets[-1].t_s <= self.max_gap_s else self._closed).append(tr)
+        self._open = still
+        cand = [(k, d, warp_box(d.box, to_ref)) for k, d in enumerate(detections) if d.category]
+        pairs = []
+        for k, d, sb in cand:
+            for tr in self._open:
+                if tr.category == d.category and tr.dets[-1].t_s < t_s:
+                    s = similarity(tr.stab[-1], sb, self.min_iou)
+                    if s is not None:
+                        pairs.append((s, k, tr))
+        pairs.sort(key=lambda p: -p[0])
+        assigned: dict[int, int] = {}
+        used: set[int] = set()
+        for _, k, tr in pairs:
+            if k in assigned or tr.id in used:
+                continue
+            d = detections[k]
+            sb = next(c[2] for c in cand if c[0] == k)
+            dt = max(t_s - tr.dets[-1].t_s, 1e-3)
+            h = max(sb[3] - sb[1], tr.stab[-1][3] - tr.stab[-1][1], 1.0)
+            move = math.hypot((sb[0] + sb[2] - tr.stab[-1][0] - tr.stab[-1][2]) / 2,
+                              (sb[1] + sb[3] - tr.stab[-1][1] - tr.stab[-1][3]) / 2)
+            tr.residuals.append(move / h / dt)
+            tr.dets.append(d)
+            tr.stab.append(sb)
+            assigned[k] = tr.id
+            used.add(tr.id)
+        for k, d, sb in cand:
+            if k not in assigned:
+                tr = _Open(self._next_id, d.category, [d], [sb])
+                self._next_id += 1
+                self._open.append(tr)
+                assigned[k] = tr.id
+        return assigned
+
+    def finish(self) -> list[Track]:
+        done = self._closed + self._open
+        self._open, self._closed = [], []
+        return [
+            Track(tr.id, tr.category, tuple(tr.dets), median(tr.residuals) if tr.residuals else 0.0,
+                  stab_first=tr.stab[0], stab_last=tr.stab[-1])
+            for tr in sorted(done, key=lambda t: t.id)
+        ]

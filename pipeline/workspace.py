@@ -1,0 +1,52 @@
+"""Where files live inside a workspace; one place so that no stage invents its own paths."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_WORKSPACE = "vaudit-workspace"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def resolve(cls, path: str | Path | None = None) -> Workspace:
+        """``--workspace`` wins, then ``$VAUDIT_WORKSPACE``, then ``./vaudit-workspace``."""
+        chosen = path or os.environ.get("VAUDIT_WORKSPACE") or DEFAULT_WORKSPACE
+        return cls(Path(chosen).expanduser().absolute())
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "evidence.db"
+
+    @property
+    def clips(self) -> Path:
+        return self.root / "clips"
+
+    @property
+    def frames(self) -> Path:
+        return self.root / "frames"
+
+    @property
+    def tmp(self) -> Path:
+        """Staging area: files are written here and renamed into place only when committed."""
+        return self.root / "tmp"
+
+    @property
+    def originals(self) -> Path:
+        return self.root / "originals"
+
+    def create(self) -> Workspace:
+        for d in (self.root, self.clips, self.frames, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def abs(self, relative: str) -> Path:
+        return self.root / relative
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()

@@ -1,0 +1,58 @@
+"""Shared fixtures: real files made with ffmpeg, real workspaces, the shipped model and samples."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline import config as config_mod
+from pipeline.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SAMPLES = ROOT / "samples"
+MODEL = ROOT / "models" / "vaudit-det.pt"
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+def make_video(path: Path, seconds: float = 3, size: str = "320x240", rate: int = 25, extra: tuple = (),
+               codec: tuple = ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25")) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}", *codec, *extra, str(path))
+    return path
+
+
+@pytest.fixture
+def cfg():
+    return config_mod.load()
+
+
+@pytest.fixture
+def ws(tmp_path) -> Workspace:
+    return Workspace(tmp_path / "ws").create()
+
+
+@pytest.fixture(scope="session")
+def sample_files() -> list[Path]:
+    files = sorted(SAMPLES.rglob("*.mp4"))
+    if not files:
+        pytest.skip("no samples shipped yet")
+    return files
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    if not MODEL.exists():
+        pytest.skip("default model not trained yet")
+    return MODEL
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
