@@ -96,9 +96,9 @@ def probe(path: Path) -> Probe:
         text = out.stderr.decode("utf-8", "replace").strip()
         msg = text.splitlines()
         detail = msg[-1] if msg else "unknown error"
-        if "moov atom not found" in text:
+        if "moov atom not found" in text and _looks_like_mp4(path):
             detail = "MP4 index (moov atom) missing: the recording was cut off before it was finalised"
-        elif "Invalid data found" in detail:
+        elif "Invalid data found" in detail or "moov atom not found" in text:
             detail = "not a video file (unrecognised data)"
         raise ProbeError(detail.split(": ", 1)[-1] if detail.startswith(str(path)) else detail)
     info = json.loads(out.stdout or b"{}")
@@ -137,6 +137,12 @@ def probe(path: Path) -> Probe:
         device=" ".join(x for x in (tags.get("com.apple.quicktime.make") or tags.get("make"),
                                     tags.get("com.apple.quicktime.model") or tags.get("model")) if x) or None,
     )
+
+
+def _looks_like_mp4(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return head[4:8] in (b"ftyp", b"mdat", b"wide", b"free")
 
 
 def _float(x: object) -> float | None:
@@ -271,7 +277,11 @@ def ingest(
             store.reject_source(shown, None, size, reason)
             report.rejected.append((shown, reason))
             continue
-        if store.source_by_sha(sha):
+        known = store.source_by_sha(sha)
+        if known and known["status"] == "rejected":
+            report.rejected.append((shown, known["reason"]))
+            continue
+        if known:
             store.add_source({"sha256": sha, "path": shown})
             report.duplicates.append(shown)
             continue

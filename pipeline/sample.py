@@ -52,6 +52,13 @@ class _Gop:
     times: list[float]
 
 
+def _frame_step(times: list[float]) -> float:
+    """Typical time between frames of a GOP (presentation order), for 'the frame nearest a target'."""
+    ts = sorted(times)
+    steps = [b - a for a, b in zip(ts, ts[1:], strict=False) if b > a]
+    return median(steps) if steps else 0.04
+
+
 class Sampler:
     """Iterate sampled frames of one video. After iteration, ``stats`` tells what it cost and where the
     keyframes are (evidence cuts clips from them)."""
@@ -120,7 +127,7 @@ class Sampler:
         mid_targets: list[float] = []
         while True:
             t = self._next_target * self.interval
-            if t > end + self.tol and next_kf == math.inf:
+            if t > end + 1e-3 and next_kf == math.inf:
                 break  # past the end of the video
             if abs(t - t0) <= self.tol and abs(t - t0) <= abs(t - next_kf):
                 want_key = True
@@ -138,7 +145,7 @@ class Sampler:
         if not want_key and not mid_targets:
             return
         # feed the keyframe and, when targets lie inside the GOP, the packets up to the last of them
-        limit = max(mid_targets) + self.tol if mid_targets else t0
+        limit = max(mid_targets) + min(self.tol, 1.5 * _frame_step(gop.times)) if mid_targets else t0
         last = 0
         for i, pt in enumerate(gop.times):
             if pt <= limit:

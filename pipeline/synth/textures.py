@@ -129,7 +129,8 @@ def draw_ground(
     tex[:] = asphalt + rng.uniform(-4, 4, 3)
     walk_cols = [(0, col(-kerb_x)), (col(kerb_x), w)]
     tile_px = int(rng.choice([0.3, 0.4, 0.5, 0.6]) * ppm)
-    tiles = rng.normal(0, 12, (h // tile_px + 1, w // tile_px + 1, 3)).astype(np.float32)
+    tiles = rng.normal(0, 10, (h // tile_px + 1, w // tile_px + 1, 1)) + rng.normal(0, 3, 3)
+    tiles = tiles.astype(np.float32)
     tiles = cv2.resize(tiles, (tiles.shape[1] * tile_px, tiles.shape[0] * tile_px),
                        interpolation=cv2.INTER_NEAREST)[:h, :w]
     for c0, c1 in walk_cols:
