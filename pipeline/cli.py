@@ -82,6 +82,7 @@ def ingest(
     inspector: Annotated[str | None, typer.Option(help="Inspector who filmed the footage.")] = None,
     manifest: Annotated[Path | None, typer.Option(help="CSV with file, district, inspector, capture_start.")] = None,
     config: Annotated[Path | None, typer.Option(help="Config YAML (default: configs/default.yaml).")] = None,
+    copy: Annotated[bool, typer.Option("--copy", help="Also keep a read-only copy in the workspace.")] = False,
 ) -> None:
     """Register footage: probe, hash (SHA-256) and record where and when it was filmed."""
     from .ingest import discover, ingest as do_ingest
@@ -94,7 +95,8 @@ def ingest(
         with progress() as bar:
             task = bar.add_task("ingest", total=total)
             report = do_ingest(store, cfg, paths, district, inspector, manifest,
-                               on_file=lambda p: bar.update(task, advance=1, description=f"ingest {p.name}"))
+                               on_file=lambda p: bar.update(task, advance=1, description=f"ingest {p.name}"),
+                               copy_to=state.workspace.originals if copy else None)
         store.close()
     out.print(f"added {len(report.added)}, already known {len(report.duplicates)}, rejected {len(report.rejected)}")
     for path, reason in report.rejected:
@@ -241,6 +243,53 @@ def synth(
             gt = synth_mod.render_video(out_dir, name, seed=seed + k, duration=duration, size=(w, h), fps=fps,
                                         gop_s=gop, codec=codec)
             out.print(f"{out_dir / name}.mp4: {len(gt['violations'])} violations, {len(gt['negatives'])} negatives")
+
+
+@app.command()
+def verify(
+    deep: Annotated[bool, typer.Option("--deep", help="Also re-hash every original (slow).")] = False,
+) -> None:
+    """Recompute every artifact hash and the custody chain; exit 1 and list each problem if anything changed."""
+    from .verify import verify as do_verify
+
+    with _friendly():
+        store = _store()
+        problems, counts = do_verify(state.workspace, store, deep)
+    for p in problems:
+        out.print(f"[red]FAIL[/red] {p}", highlight=False, soft_wrap=True)
+    summary = (f"{counts['artifacts']} artifacts, {counts['custody_entries']} custody entries, "
+               f"{counts['originals']} originals{' re-hashed' if deep else ' checked'}")
+    if problems:
+        out.print(f"{len(problems)} problems in {summary}")
+        raise typer.Exit(1)
+    out.print(f"intact: {summary}")
+
+
+@app.command()
+def custody(violation_id: Annotated[int, typer.Argument(help="Violation id.")],
+            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The full history of one violation: source, run, artifacts, decisions, custody entries."""
+    from .verify import format_history, violation_history
+
+    with _friendly():
+        try:
+            h = violation_history(_store(), violation_id)
+        except LookupError as e:
+            raise ConfigError(str(e)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(h, ensure_ascii=False, indent=1, default=str) + "\n")
+    else:
+        out.print(format_history(h), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def backup(dest: Annotated[Path, typer.Argument(help="Folder or .db file to write.")]) -> None:
+    """A consistent copy of the evidence database while others use it, plus a manifest."""
+    from .verify import backup as do_backup
+
+    with _friendly():
+        m = do_backup(_store(), dest)
+    out.print(f"backup {m['database']} ({m['size']} bytes, sha256 {m['sha256'][:16]}…), integrity {m['integrity_check']}")
 
 
 def main() -> None:

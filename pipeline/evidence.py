@@ -102,13 +102,13 @@ def _probe_duration(path: Path) -> float | None:
         return None
 
 
-def cut_clip(src: Source, start: float, end: float, out_stem: Path) -> list[tuple]:
+def cut_clip(src: Source, media: str, start: float, end: float, out_stem: Path) -> list[tuple]:
     """Stream-copy [start, end) into a clip; add a browser-playable proxy when the original would not play."""
     codec, audio_codec = src.probe.codec, src.probe.audio_codec
     ext = ".mp4" if codec in MP4_VIDEO and audio_codec in MP4_AUDIO else ".mkv"
     clip = out_stem.with_suffix(ext)
     seek = start + 0.001  # lands inside the keyframe's frame: ffmpeg then starts exactly at that keyframe
-    inp = ffmpeg.input(src.path, ss=f"{seek:.3f}")
+    inp = ffmpeg.input(media, ss=f"{seek:.3f}")
     opts = {"c": "copy", "t": f"{end - start:.3f}", "avoid_negative_ts": "make_zero", "map_metadata": 0}
     if ext == ".mp4":
         opts["movflags"] = "+faststart"
@@ -123,7 +123,7 @@ def cut_clip(src: Source, start: float, end: float, out_stem: Path) -> list[tupl
     files = [("clip", clip, start, start + actual if actual else end, cmd)]
     if codec not in BROWSER_VIDEO or ext != ".mp4":
         proxy = out_stem.with_name(out_stem.name + "_proxy.mp4")
-        pinp = ffmpeg.input(src.path, ss=f"{start:.3f}")
+        pinp = ffmpeg.input(media, ss=f"{start:.3f}")
         popts = {"t": f"{end - start:.3f}", "c:v": "libx264", "preset": "veryfast", "crf": 23, "pix_fmt": "yuv420p",
                  "vf": "scale='min(1280,iw)':-2", "movflags": "+faststart", "f": "mp4"}
         if audio_codec:

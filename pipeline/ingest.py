@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 from collections.abc import Callable, Iterable
@@ -255,7 +256,10 @@ def ingest(
     inspector: str | None = None,
     manifest: Path | None = None,
     on_file: Callable[[Path], None] | None = None,
+    copy_to: Path | None = None,
 ) -> IngestReport:
+    """Register every video under ``paths``. With ``copy_to`` (the workspace's originals folder), each new
+    original is also copied into a read-only, content-addressed store there (``ab/cdef…``)."""
     tz = cfg.tz
     rows = read_manifest(manifest, tz) if manifest else {}
     files = discover(paths)
@@ -295,6 +299,7 @@ def ingest(
         folder = _first_folder(path, root)
         dist = cfg.canonical_district(district or folder or mrow.district)
         capture, origin = _capture_start(pr, path, mrow, tz)
+        copy = _store_original(path, sha, copy_to) if copy_to else None
         store.add_source(
             {
                 "sha256": sha, "path": shown, "size": size, "mtime": path.stat().st_mtime,
@@ -305,10 +310,26 @@ def ingest(
                 "gps": pr.gps, "device": pr.device, "district": dist,
                 "inspector": inspector or mrow.inspector,
                 "capture_start": capture.isoformat() if capture else None, "capture_start_origin": origin,
+                "original_copy": copy,
             }
         )
         report.added.append(shown)
     return report
+
+
+def _store_original(path: Path, sha: str, originals: Path) -> str:
+    """Copy into originals/<ab>/<cdef…><ext>, read-only; returns the path relative to the workspace."""
+    dest = originals / sha[:2] / (sha[2:] + path.suffix.lower())
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.copyfile(path, tmp)
+        if sha256_file(tmp) != sha:
+            tmp.unlink()
+            raise OSError(f"copy of {path} does not match its hash (changed while copying?)")
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, dest)
+    return dest.relative_to(originals.parent).as_posix()
 
 
 def _first_folder(path: Path, root: Path) -> str | None:

@@ -47,6 +47,7 @@ class Source:
     inspector: str | None
     capture_start: datetime | None
     capture_start_origin: str  # "metadata" | "filename" | "manifest" | "mtime-guess" | "unknown"
+    original_copy: str | None = None  # workspace-relative read-only copy (ingest --copy)
 
     def wall_clock(self, t_s: float) -> datetime | None:
         return None if self.capture_start is None else self.capture_start + timedelta(seconds=t_s)

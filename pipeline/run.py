@@ -153,7 +153,8 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
     src = job.source
     full = (src.probe.width, src.probe.height)
     timings = {"decode": 0.0, "detect": 0.0, "track": 0.0, "events": 0.0, "clips": 0.0, "db": 0.0}
-    sampler = Sampler(src.path, cfg.sampling.rate, src.probe.rotation, cfg.sampling.max_side,
+    media = str(ws.abs(src.original_copy)) if src.original_copy else src.path
+    sampler = Sampler(media, cfg.sampling.rate, src.probe.rotation, cfg.sampling.max_side,
                       cfg.sampling.scene_keyframes)
     q: queue.Queue = queue.Queue(maxsize=_QUEUE_FRAMES)
     stop = threading.Event()
@@ -230,7 +231,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
     try:
         for i, v in enumerate(violations):
             start, end = evidence.clip_range(v, cfg, keyframes, duration)
-            files = evidence.cut_clip(src, start, end, stage / f"v{i}")
+            files = evidence.cut_clip(src, media, start, end, stage / f"v{i}")
             tid = max(v.track_ids, key=lambda k: best.get(k, (0.0,))[0])
             _, fidx, jpg = best[tid]
             image = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)

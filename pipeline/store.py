@@ -40,6 +40,7 @@ CREATE TABLE sources (
     capture_start TEXT, capture_start_origin TEXT,
     status TEXT NOT NULL CHECK (status IN ('ready', 'rejected')),
     reason TEXT,
+    original_copy TEXT,
     current_run_id INTEGER REFERENCES runs(id),
     ingested_at TEXT NOT NULL
 );
@@ -498,5 +499,5 @@ def source_from_row(r: dict) -> Source:
     return Source(
         id=r["id"], sha256=r["sha256"], path=r["path"], size=r["size"], probe=probe, district=r["district"],
         inspector=r["inspector"], capture_start=_dt(r["capture_start"]),
-        capture_start_origin=r["capture_start_origin"] or "unknown",
+        capture_start_origin=r["capture_start_origin"] or "unknown", original_copy=r["original_copy"],
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from . import sprites
@@ -21,6 +22,7 @@ from .textures import FACADE_PPM, GROUND_PPM, KerbSegment, Look, draw_building, 
 CLASSES = ["garbage", "illegal_parking", "stall", "vehicle", "bin", "person"]
 CATEGORY = {"garbage": "garbage", "illegal_parking": "parking", "stall": "stall"}
 NEAR = 0.3  # metres; geometry closer to the camera than this is clipped
+CORRIDOR = 0.9  # metres either side of the camera's path kept free of objects
 
 
 @dataclass
@@ -195,7 +197,7 @@ def random_rig(rng: np.random.Generator, street: Street, z0: float) -> Rig:
     """A walking inspector on the right sidewalk (70 %) or a slow vehicle in the right lane."""
     walking = rng.random() < 0.7
     if walking:
-        x = street.kerb + rng.uniform(0.45, 0.75) * street.walk_w
+        x = street.kerb + rng.uniform(0.3, 0.7) * street.walk_w
         height, speed, step_hz, shake = rng.uniform(1.2, 1.7), rng.uniform(0.8, 2.0), rng.uniform(1.6, 2.2), 0.004
     else:
         x = street.kerb - street.strip_w - street.lane_w / 2
@@ -214,10 +216,14 @@ class Placer:
         self.rng, self.street, self.rig, self.look, self.real_bags = rng, street, rig, look, real_bags
         self.things: list[Thing] = []
 
-    def add(self, thing: Thing, *, static: bool = True, avoid_camera: bool = True) -> bool:
-        """Keep `thing` unless it overlaps a static object or stands in the camera's path."""
+    def add(self, thing: Thing, x0: float | None, *, static: bool = True, avoid_camera: bool = True) -> bool:
+        """Keep `thing` at left edge x0 unless there is no room (None), it overlaps a static object
+        or it stands in the camera's path."""
+        if x0 is None:
+            return False
+        thing.x0 = x0
         fx0, fx1, fz0, fz1 = thing.footprint(0.3)
-        if avoid_camera and fx0 < self.rig.x + 0.8 and fx1 > self.rig.x - 0.8:
+        if avoid_camera and fx0 < self.rig.x + CORRIDOR and fx1 > self.rig.x - CORRIDOR:
             return False
         for other in self.things:
             if other.vz == 0 and static:
@@ -227,15 +233,28 @@ class Placer:
         self.things.append(thing)
         return True
 
-    def walk_x(self, side: int, width: float, where: str) -> float:
-        """Left edge X for an object of `width` on a sidewalk: by the kerb, mid-walk or at the shops."""
-        s = self.street
-        lo, hi = s.kerb + 0.1, s.facade - 0.2 - width
+    def walk_x(self, side: int, width: float, where: str) -> float | None:
+        """Left edge X for an object of `width` on a sidewalk: by the kerb, mid-walk or at the shops.
+
+        On the camera's sidewalk the camera's corridor is kept free; None when nothing fits.
+        """
+        s, rng = self.street, self.rng
+        lo, hi = s.kerb + 0.1, s.facade - 0.2
+        bands = [(lo, hi)]
+        if side > 0 and lo < self.rig.x < hi:
+            bands = [(lo, self.rig.x - CORRIDOR), (self.rig.x + CORRIDOR, hi)]
+        bands = [(a, b - width) for a, b in bands if b - a >= width]
+        if not bands:
+            return None
         if where == "kerb":
-            hi = min(hi, lo + 0.8)
+            a, b = bands[0]
+            b = min(b, a + 0.8)
         elif where == "facade":
-            lo = max(lo, hi - 0.4)
-        x = self.rng.uniform(lo, max(lo, hi))
+            a, b = bands[-1]
+            a = max(a, b - 0.4)
+        else:
+            a, b = bands[int(rng.integers(len(bands)))]
+        x = rng.uniform(a, b)
         return x if side > 0 else -x - width
 
     def strip_x(self, side: int, width: float) -> float:
@@ -249,11 +268,11 @@ class Placer:
         if self.real_bags is not None and rng.random() < 0.5:
             tex = self.real_bags.pile(rng, self.look)
         else:
-            tex = sprites.garbage_pile(rng, self.look, rng.uniform(0.8, 2.5))
+            tex = sprites.garbage_pile(rng, self.look, rng.uniform(0.6, 2.0))
         w = tex.shape[1] / PPM
         x = self.walk_x(side, w, str(rng.choice(["kerb", "mid", "facade"]))) if rng.random() < 0.8 \
             else self.strip_x(side, w)
-        return self.add(Thing("garbage", 0, x, z, [tex]))
+        return self.add(Thing("garbage", 0, 0.0, z, [tex]), x)
 
     def parking(self, z: float) -> bool:
         rng, side = self.rng, self._side(0.8)
@@ -263,15 +282,14 @@ class Placer:
             for k in range(int(rng.integers(1, 4))):
                 tex = sprites.two_wheeler(rng, self.look)
                 x = self.walk_x(side, tex.shape[1] / PPM, "kerb" if rng.random() < 0.6 else "facade")
-                ok |= self.add(Thing("illegal_parking", 1, x, z + 0.7 * k, [tex]))
+                ok |= self.add(Thing("illegal_parking", 1, 0.0, z + 0.7 * k, [tex]), x)
             return ok
         car = self._car(rng.random() < 0.5)
         car.role, car.cls, car.z0 = "illegal_parking", 1, z
         if kind == "sidewalk_car":
-            car.x0 = self.walk_x(side, car.width, "kerb") - (rng.uniform(0, 0.8) if side > 0 else -rng.uniform(0, 0.8))
-            return self.add(car)
-        car.x0 = self.strip_x(side, car.width)
-        if not self.add(car):
+            x = self.walk_x(side, car.width, "kerb")
+            return self.add(car, None if x is None else x - side * rng.uniform(0, 0.8))
+        if not self.add(car, self.strip_x(side, car.width)):
             return False
         self.street.carve(side, z - rng.uniform(1, 4), z + car.depth + rng.uniform(1, 4),
                           str(rng.choice(["hatch", "yellow"])))
@@ -281,7 +299,7 @@ class Placer:
         rng, side = self.rng, self._side(0.8)
         front, end = sprites.stall_textures(rng, self.look, rng.uniform(1.5, 3.0), rng.uniform(0.9, 1.4))
         x = self.walk_x(side, end.shape[1] / PPM, str(rng.choice(["kerb", "facade"])))
-        return self.add(Thing("stall", 2, x, z, [end], side=front))
+        return self.add(Thing("stall", 2, 0.0, z, [end], side=front), x)
 
     # negatives ----------------------------------------------------------------------------
     def _car(self, heading_fwd: bool, vz: float = 0.0) -> Thing:
@@ -295,9 +313,9 @@ class Placer:
         if seg is None or seg.kind != "bay":
             return False
         car = self._car(self.rng.random() < 0.5)
-        car.role, car.cls, car.x0 = "bay_parked_vehicle", 3, self.strip_x(side, car.width)
+        car.role, car.cls = "bay_parked_vehicle", 3
         car.z0 = seg.z0 + 6.0 * int((z - seg.z0) // 6.0) + (6.0 - car.depth) / 2
-        return self.add(car)
+        return self.add(car, self.strip_x(side, car.width))
 
     def moving_car(self, t_meet: float) -> bool:
         """A car driving in a lane; it meets or overtakes the camera around t_meet.
@@ -310,7 +328,6 @@ class Placer:
         v = rng.uniform(3, 12)
         car = self._car(not oncoming, vz=-v if oncoming else v)
         centre = (lane + 0.5) * s.lane_w
-        car.x0 = (-centre if oncoming else centre) - car.width / 2
         cam_z = self.rig.z0 + self.rig.speed * t_meet
         if oncoming:
             car.z0 = cam_z + v * t_meet + rng.uniform(3, 10)
@@ -320,13 +337,13 @@ class Placer:
         else:
             car.z0 = cam_z - v * t_meet + rng.uniform(5, 30)
         car.role, car.cls = "moving_vehicle", 3
-        return self.add(car, static=False, avoid_camera=False)
+        return self.add(car, (-centre if oncoming else centre) - car.width / 2, static=False, avoid_camera=False)
 
     def bin(self, z: float) -> bool:
         side = self._side(0.6)
         tex = sprites.tidy_bin(self.rng, self.look)
         x = self.walk_x(side, tex.shape[1] / PPM, str(self.rng.choice(["kerb", "facade"])))
-        return self.add(Thing("bin", 4, x, z, [tex]))
+        return self.add(Thing("bin", 4, 0.0, z, [tex]), x)
 
     def pedestrian(self, z: float) -> bool:
         rng = self.rng
@@ -334,21 +351,22 @@ class Placer:
         side = self._side(0.6)
         x = self.walk_x(side, frames[0].shape[1] / PPM, "mid")
         v = rng.uniform(0.9, 1.6) * rng.choice([-1, 1])
-        return self.add(Thing("pedestrian", 5, x, z, frames, vz=v, anim_hz=abs(v) * 2.5), static=False)
+        return self.add(Thing("pedestrian", 5, 0.0, z, frames, vz=v, anim_hz=abs(v) * 2.5), x, static=False)
 
     def shop_display(self, z: float) -> bool:
         side = self._side(0.6)
-        tex = sprites.shop_display(self.rng, self.look)
-        w = tex.shape[1] / PPM
+        front = sprites.shop_display(self.rng, self.look)
+        end = cv2.resize(front, (int(self.rng.uniform(0.4, 0.7) * PPM), front.shape[0]), interpolation=cv2.INTER_AREA)
+        w = end.shape[1] / PPM
         x = self.street.facade - w - 0.1 if side > 0 else -self.street.facade + 0.1
-        return self.add(Thing("shop_display", None, x, z, [tex]))
+        return self.add(Thing("shop_display", None, 0.0, z, [end], side=front), x)
 
     def tree(self, z: float) -> bool:
         side = self._side(0.5)
         tex = sprites.tree(self.rng, self.look)
         w = tex.shape[1] / PPM
         x = self.street.kerb + 0.6 - w / 2
-        return self.add(Thing(None, None, x if side > 0 else -x - w, z, [tex]))
+        return self.add(Thing(None, None, 0.0, z, [tex]), x if side > 0 else -x - w)
 
     def _side(self, p_right: float) -> int:
         return 1 if self.rng.random() < p_right else -1
@@ -380,8 +398,8 @@ def build_scene(rng: np.random.Generator, *, duration: float, density: float = 1
             if getattr(placer, kind)(z):
                 break
             z += rng.uniform(1, 4)
-    for _ in range(int(rng.integers(6, 14) * density)):
-        getattr(placer, str(rng.choice(STATIC_NEGATIVES)))(rng.uniform(-5, cam_end + 60))
+    for _ in range(int(rng.integers(10, 20) * density)):
+        getattr(placer, str(rng.choice(STATIC_NEGATIVES)))(rng.uniform(3, cam_end + 40))
     for _ in range(int(rng.integers(2, 6) * density)):
         placer.moving_car(rng.uniform(0, duration))
     for z in np.arange(rng.uniform(0, 10), cam_end + 80, rng.uniform(8, 14)):
