@@ -22,7 +22,7 @@ from pathlib import Path
 import sqlite_utils
 
 from . import custody
-from .records import Artifact, Detection, Frame, Probe, Source, Violation
+from .records import Artifact, Decision, Detection, Frame, Probe, Source, Violation
 
 SCHEMA_VERSION = 1
 
@@ -139,6 +139,8 @@ CREATE TABLE users (
 MIGRATIONS: dict[int, str] = {1: SCHEMA_V1 + custody.SCHEMA}
 
 LEASE_S = 600.0
+DECISION_ACTIONS = ("confirm", "reject", "relabel", "trim", "note")
+REJECT_REASONS = ("false_detection", "duplicate", "not_a_violation", "unclear_footage")
 
 
 class StoreError(Exception):
@@ -414,6 +416,67 @@ class Store:
             custody.append(c, "source_processed", "source", src.id,
                            {"run_id": job.run_id, "violations": vids, "frames": len(frames)})
         return vids
+
+    # -- review decisions and users ----------------------------------------------------------
+
+    def record_decision(self, d: Decision) -> int:
+        """Apply one analyst decision to a violation; the decision row, the new status/category/range and
+        the custody entry commit together. Earlier decisions stay: the table is the history."""
+        if d.action not in DECISION_ACTIONS:
+            raise ValueError(f"unknown decision action {d.action!r}")
+        with self.tx() as c:
+            row = c.execute("SELECT status, category, start_s, end_s FROM violations WHERE id = ?",
+                            (d.violation_id,)).fetchone()
+            if row is None:
+                raise LookupError(f"no violation with id {d.violation_id}")
+            status, category, start_s, end_s = row
+            if d.action == "confirm":
+                status = "confirmed"
+            elif d.action == "reject":
+                if d.reason not in REJECT_REASONS:
+                    raise ValueError(f"reject needs a reason: one of {', '.join(REJECT_REASONS)}")
+                status = "rejected"
+            elif d.action == "relabel":
+                if d.category not in ("garbage", "parking", "stall"):
+                    raise ValueError("relabel needs a category: garbage, parking or stall")
+                category = d.category
+            elif d.action == "trim":
+                if d.start_s is None or d.end_s is None or not d.start_s < d.end_s:
+                    raise ValueError("trim needs start_s < end_s")
+                start_s, end_s = d.start_s, d.end_s
+            c.execute("UPDATE violations SET status = ?, category = ?, start_s = ?, end_s = ? WHERE id = ?",
+                      (status, category, start_s, end_s, d.violation_id))
+            did = _insert(c, "decisions", {
+                "violation_id": d.violation_id, "user": d.user, "action": d.action, "category": d.category,
+                "reason": d.reason, "note": d.note, "start_s": d.start_s, "end_s": d.end_s, "created_at": now_iso()})
+            custody.append(c, f"decision_{d.action}", "violation", d.violation_id,
+                           {"decision_id": did, "status": status, "category": category, "reason": d.reason,
+                            "note": d.note, "start_s": start_s, "end_s": end_s}, actor=d.user)
+            return did
+
+    def add_user(self, name: str, role: str, password_hash: str, actor: str = "admin") -> int:
+        with self.tx() as c:
+            uid = _insert(c, "users", {"name": name, "role": role, "password_hash": password_hash,
+                                       "created_at": now_iso()})
+            custody.append(c, "user_added", "user", uid, {"name": name, "role": role}, actor)
+            return uid
+
+    def set_user_disabled(self, name: str, disabled: bool, actor: str = "admin") -> None:
+        with self.tx() as c:
+            cur = c.execute("UPDATE users SET disabled = ? WHERE name = ?", (int(disabled), name))
+            if not cur.rowcount:
+                raise LookupError(f"no user named {name!r}")
+            uid = c.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()[0]
+            custody.append(c, "user_disabled" if disabled else "user_enabled", "user", uid, {"name": name}, actor)
+
+    def user(self, name: str) -> dict | None:
+        rows = self.query("SELECT * FROM users WHERE name = ?", [name])
+        return rows[0] if rows else None
+
+    def log_event(self, event: str, entity: str, entity_id: int | None, payload: dict, actor: str) -> None:
+        """A custody entry for an action that changes no row (an export, a login by an admin...)."""
+        with self.tx() as c:
+            custody.append(c, event, entity, entity_id, payload, actor)
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from .effects import Sensor, jpeg, motion_blur, overlay
 from .realbags import RealBags
 from .render import camera_at, render_frame
 from .scene import CLASSES, Scene, Thing, build_scene
-from .video import _capture_start
+from .video import local_start
 
-IMAGES_PER_STREET = 20
+IMAGES_PER_STREET = 12
 STREET_SECONDS = 20.0
 DENSITY = 2.5  # more objects per street than a video, so random frames are rarely empty
 BACKGROUND_SHARE = 0.1
@@ -59,7 +59,7 @@ def _sample(scene: Scene, sensor: Sensor, rng: np.random.Generator, size: tuple[
         frame = motion_blur(frame, tuple(rng.uniform(-8, 8, 2)))
     frame = sensor.apply(frame, rng)
     if rng.random() < 0.5:
-        when = _capture_start(rng, None)
+        when = local_start(rng)
         overlay(frame, when, scene.device, int(rng.integers(4)))
     w, h = size
     labels = []

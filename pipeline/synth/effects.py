@@ -44,8 +44,8 @@ def motion_blur(frame: np.ndarray, shift_px: tuple[float, float]) -> np.ndarray:
 def overlay(frame: np.ndarray, when: datetime, device: str, corner: int) -> None:
     """Burn in the bodycam's date-time and device id in one corner (0-3 clockwise from top-left)."""
     h, w = frame.shape[:2]
-    scale = max(0.35, h / 900)
-    thick = max(1, int(round(scale * 2)))
+    scale = max(0.4, h / 800)
+    thick = max(1, int(round(scale * 1.5)))
     lines = [when.strftime("%Y-%m-%d %H:%M:%S"), device]
     (tw, th), _ = cv2.getTextSize(lines[0], cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     margin = int(th * 0.8)
@@ -53,7 +53,7 @@ def overlay(frame: np.ndarray, when: datetime, device: str, corner: int) -> None
     y0 = margin + th if corner in (0, 1) else h - margin - int(2.6 * th)
     for k, text in enumerate(lines):
         org = (x, y0 + int(k * 1.6 * th))
-        cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 1, cv2.LINE_AA)
         cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 

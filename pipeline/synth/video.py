@@ -28,7 +28,7 @@ def render_video(out_dir: Path, name: str, *, seed: int, duration: float = 20.0,
     rng = np.random.default_rng(seed)
     scene = build_scene(rng, duration=duration)
     district = district or str(rng.choice(DISTRICTS))
-    start = _capture_start(rng, capture_start)
+    start = local_start(rng, capture_start)
     sensor = Sensor(rng, size, scene.look.noise_sigma)
     corner = int(rng.integers(4))
     tracks: dict[int, dict[str, list[int]]] = {}
@@ -45,7 +45,7 @@ def render_video(out_dir: Path, name: str, *, seed: int, duration: float = 20.0,
     return gt
 
 
-def _capture_start(rng: np.random.Generator, given: datetime | None) -> datetime:
+def local_start(rng: np.random.Generator, given: datetime | None = None) -> datetime:
     """The given start in +08:00 (naive times are taken as local), or a seeded working-hours time."""
     if given is None:
         day = datetime(2026, 11, 3, tzinfo=CST) + timedelta(days=int(rng.integers(0, 60)))
