@@ -23,8 +23,8 @@ from .workspace import Workspace
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="vaudit: find street violations in inspection footage and keep the evidence.")
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 SAMPLES = PROJECT_ROOT / "samples"
 
 

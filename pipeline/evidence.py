@@ -117,8 +117,8 @@ def cut_clip(src: Source, media: str, start: float, end: float, out_stem: Path) 
             opts["tag:v"] = "hvc1"
     else:
         opts["f"] = "matroska"
-    maps = ["0:v:0"] + (["0:a:0?"] if audio_codec else [])
-    cmd = _run(ffmpeg.output(inp, str(clip), map=maps, **opts).overwrite_output())
+    streams = lambda i: [i["v:0"]] + ([i["a:0?"]] if audio_codec else [])  # noqa: E731
+    cmd = _run(ffmpeg.output(*streams(inp), str(clip), **opts).overwrite_output())
     actual = _probe_duration(clip)
     files = [("clip", clip, start, start + actual if actual else end, cmd)]
     if codec not in BROWSER_VIDEO or ext != ".mp4":
@@ -128,7 +128,7 @@ def cut_clip(src: Source, media: str, start: float, end: float, out_stem: Path) 
                  "vf": "scale='min(1280,iw)':-2", "movflags": "+faststart", "f": "mp4"}
         if audio_codec:
             popts["c:a"] = "aac"
-        pcmd = _run(ffmpeg.output(pinp, str(proxy), map=maps, **popts).overwrite_output())
+        pcmd = _run(ffmpeg.output(*streams(pinp), str(proxy), **popts).overwrite_output())
         files.append(("proxy", proxy, start, end, pcmd))
     return files
 
@@ -192,5 +192,6 @@ def place(ws: Workspace, staged: Staged, stem: Path) -> list[Artifact]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         sha, size = sha256_file(path)
         os.replace(path, dest)
+        cmd = cmd.replace(str(path), str(dest)) if cmd else None  # the command as it re-derives this file
         arts.append(Artifact(kind, ws.rel(dest), sha, size, start, end, cmd))
     return arts
