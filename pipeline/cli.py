@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -85,7 +84,8 @@ def ingest(
     copy: Annotated[bool, typer.Option("--copy", help="Also keep a read-only copy in the workspace.")] = False,
 ) -> None:
     """Register footage: probe, hash (SHA-256) and record where and when it was filmed."""
-    from .ingest import discover, ingest as do_ingest
+    from .ingest import discover
+    from .ingest import ingest as do_ingest
     from .progress import progress
 
     with _friendly():
@@ -243,6 +243,34 @@ def synth(
             gt = synth_mod.render_video(out_dir, name, seed=seed + k, duration=duration, size=(w, h), fps=fps,
                                         gop_s=gop, codec=codec)
             out.print(f"{out_dir / name}.mp4: {len(gt['violations'])} violations, {len(gt['negatives'])} negatives")
+
+
+@app.command()
+def train(
+    out_path: Annotated[Path, typer.Option("--out", help="Weights to write, e.g. models/city-v2.pt (+ .md card).")],
+    data: Annotated[str | None, typer.Option(help="YOLO data.yaml files with vaudit's classes, comma-separated.")] = None,
+    synth: Annotated[int, typer.Option(help="Also render this many synthetic training images.")] = 0,
+    real: Annotated[Path | None, typer.Option(help="woosong-trashbags folder: real garbage photos to mix in.")] = None,
+    base: Annotated[Path | None, typer.Option(help="Start from these weights (fine-tuning).")] = None,
+    epochs: Annotated[int, typer.Option()] = 30,
+    hours: Annotated[float | None, typer.Option(help="Train for this long instead (overrides --epochs).")] = None,
+    imgsz: Annotated[int, typer.Option()] = 416,
+    batch: Annotated[int, typer.Option()] = 32,
+    workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 2,
+    jobs: Annotated[int, typer.Option(help="Processes rendering synthetic images.")] = 2,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from last.pt.")] = False,
+) -> None:
+    """Train a detector (CPU, or GPU when present) and write its model card. Downloads nothing."""
+    from .train import train_recipe, write_card
+
+    if not data and not synth and not real:
+        raise typer.BadParameter("give --data, --synth or --real: there is nothing to train on")
+    command = "vaudit " + " ".join(sys.argv[1:])
+    info = train_recipe(out_path, data=[Path(d) for d in (data or "").split(",") if d], synth=synth, real=real,
+                        epochs=epochs, hours=hours, imgsz=imgsz, batch=batch, base=base, workers=workers, jobs=jobs,
+                        command=command, resume=resume)
+    write_card(out_path.with_suffix(".md"), info)
+    out.print(f"wrote {out_path} and {out_path.with_suffix('.md')}")
 
 
 @app.command()

@@ -117,7 +117,7 @@ def cut_clip(src: Source, media: str, start: float, end: float, out_stem: Path) 
             opts["tag:v"] = "hvc1"
     else:
         opts["f"] = "matroska"
-    streams = lambda i: [i["v:0"]] + ([i["a:0?"]] if audio_codec else [])  # noqa: E731
+    streams = lambda i: [i["v:0"]] + ([i["a:0?"]] if audio_codec else [])
     cmd = _run(ffmpeg.output(*streams(inp), str(clip), **opts).overwrite_output())
     actual = _probe_duration(clip)
     files = [("clip", clip, start, start + actual if actual else end, cmd)]

@@ -31,7 +31,7 @@ def offline_guard() -> None:
     """Ultralytics fetches fonts for plots and dataset checks; we never plot, so make those no-ops."""
     os.environ["YOLO_OFFLINE"] = "true"
     import ultralytics.data.utils as data_utils
-    import ultralytics.utils.checks as checks
+    from ultralytics.utils import checks
 
     def no_font(*_a, **_k):
         return None
@@ -100,7 +100,7 @@ class TrainResult:
 
 def train(data: Path, out: Path, *, base: Path | None = None, arch: str = "yolov8n.yaml", epochs: int = 30,
           imgsz: int = 416, batch: int = 32, device: str | None = None, workers: int = 2,
-          project: Path = Path("runs/train"), resume: bool = False) -> TrainResult:
+          project: Path = Path("runs/train"), resume: bool = False, hours: float | None = None) -> TrainResult:
     """Train from ``base`` weights (fine-tuning) or from the architecture YAML (no download either way)."""
     offline_guard()
     import torch
@@ -120,13 +120,23 @@ def train(data: Path, out: Path, *, base: Path | None = None, arch: str = "yolov
         data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, device=dev, workers=workers,
         project=str(project.resolve()), name=out.stem, exist_ok=True, plots=False, amp=False, val=False,
         pretrained=False, resume=bool(resume and last.exists()), seed=0, deterministic=False, verbose=False,
-        close_mosaic=max(1, epochs // 10), patience=0, cache=False,
+        close_mosaic=max(1, epochs // 10), patience=0, cache=False, **({"time": hours} if hours else {}),
     )
     seconds = time.time() - t0
-    best = run_dir / "weights" / "last.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    _strip(best, out)
-    return TrainResult(out, seconds, epochs, imgsz, f"{dev} ({platform.processor() or platform.machine()})")
+    _strip(last, out)
+    results = run_dir / "results.csv"
+    done = max(0, len(results.read_text().strip().splitlines()) - 1) if results.exists() else epochs
+    return TrainResult(out, seconds, done, imgsz, _machine(dev))
+
+
+def _machine(dev: str) -> str:
+    import torch
+
+    cpus = os.cpu_count()
+    if dev != "cpu" and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} GPU, {cpus} CPU cores"
+    return f"CPU only, {cpus} cores ({platform.machine()})"
 
 
 def _strip(src: Path, dst: Path) -> None:
@@ -216,7 +226,7 @@ def render_synthetic(out: Path, count: int, seed: int, size: tuple[int, int], re
 def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed: int = 1, real: Path | None = None,
                  epochs: int = 30, imgsz: int = 416, batch: int = 32, base: Path | None = None,
                  arch: str = "yolov8n.yaml", workers: int = 2, jobs: int = 2, work: Path = Path("runs/train"),
-                 command: str = "vaudit train", resume: bool = False) -> dict:
+                 command: str = "vaudit train", resume: bool = False, hours: float | None = None) -> dict:
     """Everything `vaudit train` does: gather data, train, measure on held-out sets, write the card."""
     work = work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -237,14 +247,14 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
         sources.append(f"user dataset {d}")
     merged = merge_data(yamls, work / "data.yaml")
     res = train(merged, out, base=base, arch=arch, epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
-                project=work / "runs", resume=resume)
+                project=work / "runs", resume=resume, hours=hours)
     metrics = {}
     if synth_yamls:
         metrics["synthetic val"] = evaluate(out, merge_data(synth_yamls, work / "synth-val.yaml"), imgsz)
     if real_yaml:
         metrics["woosong valid (real)"] = evaluate(out, real_yaml, imgsz)
     info = {
-        "name": out.stem, "arch": arch.replace(".yaml", ""), "imgsz": imgsz, "epochs": epochs, "batch": batch,
+        "name": out.stem, "arch": arch.replace(".yaml", ""), "imgsz": imgsz, "epochs": res.epochs, "batch": batch,
         "size_mb": round(out.stat().st_size / 1e6, 1), "command": command, "data": sources,
         "machine": res.device, "train_seconds": round(res.seconds, 1), "metrics": metrics,
     }

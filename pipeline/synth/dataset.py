@@ -26,13 +26,15 @@ MIN_SIDE_PX = 6
 
 def render_dataset(out_dir: Path, *, seed: int, count: int, size: tuple[int, int] = (640, 384),
                    val_fraction: float = 0.15, real_garbage_dir: Path | None = None) -> Path:
-    """Writes a YOLO detection dataset (images/{train,val}, labels/{train,val}, data.yaml); returns data.yaml path."""
+    """Writes a YOLO detection dataset (images/{train,val}, labels/{train,val}, data.yaml).
+
+    Returns the data.yaml path."""
     out_dir = Path(out_dir).resolve()
     for sub in ("images/train", "images/val", "labels/train", "labels/val"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     real = RealBags(Path(real_garbage_dir)) if real_garbage_dir is not None else None
     rng = np.random.default_rng(seed)
-    n_train = count - int(round(count * val_fraction))
+    n_train = count - round(count * val_fraction)
     scene, sensor, left = None, None, 0
     for i in range(count):
         split = "train" if i < n_train else "val"
@@ -68,7 +70,8 @@ def _sample(scene: Scene, sensor: Sensor, rng: np.random.Generator, size: tuple[
         if cls is None or not s.visible(size, min_area=0.0, min_side=MIN_SIDE_PX):
             continue
         x1, y1, x2, y2 = s.box
-        labels.append(f"{cls} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}")
+        cx, cy, bw, bh = (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h
+        labels.append(f"{cls} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")
     return jpeg(frame, int(rng.integers(35, 96))), labels
 
 

@@ -34,7 +34,7 @@ class Sensor:
 def motion_blur(frame: np.ndarray, shift_px: tuple[float, float]) -> np.ndarray:
     """Box blur along the dominant direction of image motion during the exposure."""
     dx, dy = abs(shift_px[0]), abs(shift_px[1])
-    k = int(round(max(dx, dy)))
+    k = round(max(dx, dy))
     if k < 2:
         return frame
     k = min(k, 15)
@@ -45,16 +45,18 @@ def overlay(frame: np.ndarray, when: datetime, device: str, corner: int) -> None
     """Burn in the bodycam's date-time and device id in one corner (0-3 clockwise from top-left)."""
     h, w = frame.shape[:2]
     scale = max(0.4, h / 800)
-    thick = max(1, int(round(scale * 1.5)))
+    thick = max(1, round(scale * 1.5))
     lines = [when.strftime("%Y-%m-%d %H:%M:%S"), device]
     (tw, th), _ = cv2.getTextSize(lines[0], cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     margin = int(th * 0.8)
     x = margin if corner in (0, 3) else w - tw - margin
     y0 = margin + th if corner in (0, 1) else h - margin - int(2.6 * th)
     for k, text in enumerate(lines):
-        org = (x, y0 + int(k * 1.6 * th))
-        cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 1, cv2.LINE_AA)
-        cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        y = y0 + int(k * 1.6 * th)
+        # outline by offset copies: a thicker Hershey stroke would also change the glyph spacing
+        for dx, dy, colour in ((-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, 255)):
+            cv2.putText(frame, text, (x + dx, y + dy), cv2.FONT_HERSHEY_SIMPLEX, scale, (colour,) * 3, thick,
+                        cv2.LINE_AA)
 
 
 def jpeg(frame: np.ndarray, quality: int) -> bytes:

@@ -6,10 +6,12 @@ seeks by); single-threaded bit-exact encoding makes the same seed produce the sa
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -25,7 +27,7 @@ def ffmpeg_command(path: Path, size: tuple[int, int], fps: float, *, gop_s: floa
         raise ValueError(f"codec must be one of {sorted(CODECS)}, not {codec!r}")
     rate = Fraction(fps).limit_denominator(1001)
     gop = str(max(1, round(gop_s * fps)))
-    created = capture_start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    created = capture_start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
     return [
         "ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "bgr24",
         "-s", f"{size[0]}x{size[1]}", "-r", f"{rate.numerator}/{rate.denominator}", "-i", "-",
@@ -49,14 +51,12 @@ class VideoWriter:
             raise ValueError(f"frame {frame.shape} {frame.dtype} does not match {self.size}")
         self.proc.stdin.write(frame.tobytes())
 
-    def __enter__(self) -> VideoWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        try:
+        with contextlib.suppress(BrokenPipeError):
             self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
         err = self.proc.stderr.read().decode(errors="replace")
         code = self.proc.wait()
         if code != 0:

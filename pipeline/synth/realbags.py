@@ -55,7 +55,8 @@ class RealBags:
             cut = self.cutout(rng)
             width_px = max(8, int(rng.uniform(0.5, 1.0) * PPM))
             height_px = max(8, int(cut.shape[0] * width_px / cut.shape[1]))
-            bags.append(cv2.resize(cut, (width_px, min(height_px, int(1.5 * PPM))), interpolation=cv2.INTER_AREA))
+            size = (width_px, min(height_px, int(1.5 * PPM)))
+            bags.append(cv2.resize(cut, size, interpolation=cv2.INTER_AREA))
         overlap = 0.25
         total_w = sum(b.shape[1] for b in bags) * (1 - overlap) + bags[-1].shape[1] * overlap
         canvas = Canvas(total_w / PPM + 0.4, max(b.shape[0] for b in bags) / PPM + 0.1)

@@ -198,10 +198,12 @@ def random_rig(rng: np.random.Generator, street: Street, z0: float) -> Rig:
     walking = rng.random() < 0.7
     if walking:
         x = street.kerb + rng.uniform(0.3, 0.7) * street.walk_w
-        height, speed, step_hz, shake = rng.uniform(1.2, 1.7), rng.uniform(0.8, 2.0), rng.uniform(1.6, 2.2), 0.004
+        height, speed, shake = rng.uniform(1.2, 1.7), rng.uniform(0.8, 2.0), 0.004
+        step_hz = rng.uniform(1.6, 2.2)
     else:
         x = street.kerb - street.strip_w - street.lane_w / 2
-        height, speed, step_hz, shake = rng.uniform(1.2, 1.6), rng.uniform(2.0, 5.0), rng.uniform(0.8, 1.5), 0.002
+        height, speed, shake = rng.uniform(1.2, 1.6), rng.uniform(2.0, 5.0), 0.002
+        step_hz = rng.uniform(0.8, 1.5)
     return Rig(x=x, height=height, z0=z0, speed=speed, pitch=np.deg2rad(rng.uniform(2, 10)),
                hfov=np.deg2rad(rng.uniform(55, 75)), pan_amp=np.deg2rad(rng.uniform(0, 15)),
                pan_period=rng.uniform(8, 20), shake=shake * rng.uniform(0.5, 2.0),
@@ -337,7 +339,8 @@ class Placer:
         else:
             car.z0 = cam_z - v * t_meet + rng.uniform(5, 30)
         car.role, car.cls = "moving_vehicle", 3
-        return self.add(car, (-centre if oncoming else centre) - car.width / 2, static=False, avoid_camera=False)
+        x0 = (-centre if oncoming else centre) - car.width / 2
+        return self.add(car, x0, static=False, avoid_camera=False)
 
     def bin(self, z: float) -> bool:
         side = self._side(0.6)
@@ -356,7 +359,8 @@ class Placer:
     def shop_display(self, z: float) -> bool:
         side = self._side(0.6)
         front = sprites.shop_display(self.rng, self.look)
-        end = cv2.resize(front, (int(self.rng.uniform(0.4, 0.7) * PPM), front.shape[0]), interpolation=cv2.INTER_AREA)
+        end_w = int(self.rng.uniform(0.4, 0.7) * PPM)
+        end = cv2.resize(front, (end_w, front.shape[0]), interpolation=cv2.INTER_AREA)
         w = end.shape[1] / PPM
         x = self.street.facade - w - 0.1 if side > 0 else -self.street.facade + 0.1
         return self.add(Thing("shop_display", None, 0.0, z, [end], side=front), x)
@@ -377,11 +381,11 @@ STATIC_NEGATIVES = ("bay_car", "bin", "pedestrian", "shop_display")
 
 
 def build_scene(rng: np.random.Generator, *, duration: float, density: float = 1.0,
-                real_bags: RealBags | None = None) -> Scene:
+                violations: int | None = None, real_bags: RealBags | None = None) -> Scene:
     """A street with a camera path of `duration` seconds, violations and hard negatives along it.
 
-    Video mode (density 1) staggers ~2-6 violations so each passes the camera at a different
-    time; dataset mode (density > 1) crowds the street so random frames show many objects.
+    Video mode (density 1) staggers the violations (default 2-6) so each passes the camera at a
+    different time; dataset mode (density > 1) crowds the street so random frames show many objects.
     """
     look = random_look(rng)
     street = random_street(rng)
@@ -389,10 +393,10 @@ def build_scene(rng: np.random.Generator, *, duration: float, density: float = 1
     cam_end = rig.speed * duration
     mark_kerbs(rng, street, (-15.0, cam_end + 100.0))
     placer = Placer(rng, street, rig, look, real_bags)
-    n_viol = int(rng.integers(2, 7) * density)
+    n_viol = int(rng.integers(2, 7) * density) if violations is None else violations
+    earliest = min(4.0, duration / 2) if density == 1 else 0.0
     for k in range(n_viol):
-        t_exit = rng.uniform(min(4.0, duration / 2), duration + 0.5) if density == 1 else rng.uniform(0, duration)
-        z = rig.speed * t_exit + rng.uniform(3, 8)
+        z = rig.speed * rng.uniform(earliest, duration + 0.5) + rng.uniform(3, 8)
         kind = VIOLATIONS[k % 3] if k < 3 else str(rng.choice(VIOLATIONS))
         for _ in range(10):
             if getattr(placer, kind)(z):
@@ -412,7 +416,8 @@ def build_scene(rng: np.random.Generator, *, duration: float, density: float = 1
 def _ground(rng: np.random.Generator, street: Street, look: Look) -> Face:
     x_range = (-street.facade - 0.5, street.facade + 0.5)
     tex = draw_ground(rng, look, x_range=x_range, z_range=street.z_range, kerb_x=street.kerb,
-                      strip_w=street.strip_w, lane_w=street.lane_w, lanes=street.lanes, segments=street.segments)
+                      strip_w=street.strip_w, lane_w=street.lane_w, lanes=street.lanes,
+                      segments=street.segments)
     step = 1.0 / GROUND_PPM
     return Face(tex, np.array([x_range[0], 0.0, street.z_range[0]]), np.array([step, 0, 0]),
                 np.array([0, 0, step]))

@@ -24,7 +24,7 @@ BIN_COLOURS = [(50, 130, 40), (160, 90, 30), (110, 110, 110), (40, 40, 170)]
 
 def px(m: float) -> int:
     """Metres to sprite pixels."""
-    return int(round(m * PPM))
+    return round(m * PPM)
 
 
 def bgra(c) -> tuple[int, int, int, int]:
@@ -124,8 +124,8 @@ def _cardboard(cv: Canvas, rng: np.random.Generator, x: float, y: float) -> None
     corners = [(-w / 2, 0), (w / 2, 0), (w / 2, h), (-w / 2, h)]
     pts = [(x + cx * c - cy * s, y + cx * s + cy * c) for cx, cy in corners]
     cv.poly(pts, jitter(rng, (70, 130, 175), 20))
-    cv.line(x - 0.5 * h * s, y + 0.5 * h * c + 0, x + h * -s, y + h * c, jitter(rng, (150, 190, 210), 10),
-            0.03)
+    (ax, ay), (bx, by) = pts[2], pts[3]
+    cv.line(ax, ay, bx, by, jitter(rng, (150, 190, 210), 10), 0.03)  # taped lid edge
 
 
 def _bin_body(cv: Canvas, rng: np.random.Generator, x0: float, w: float, h: float,
@@ -294,22 +294,7 @@ def _stall(st: dict, look: Look, w: float, *, vendor: bool) -> np.ndarray:
     x0, x1 = 0.4, 0.4 + w
     if vendor:
         _person(cv, st["vendor"], x1 - 0.15, 0.0)
-    if st["umbrella"]:
-        cx = (x0 + x1) / 2
-        cv.line(cx, 0.0, cx, st["top"] - 0.2, bgra((60, 60, 60)), 0.04)
-        n = 6
-        for k in range(n):
-            cv.ellipse(cx, st["top"] - 0.5, w / 2 + 0.35, 0.5, st["canopy"][k % 2],
-                       arc=(180 + 180 * k / n, 180 + 180 * (k + 1) / n + 1))
-    else:
-        for px_ in (x0 + 0.03, x1 - 0.03):
-            cv.line(px_, 0.0, px_, st["top"] - 0.3, bgra((80, 80, 80)), 0.04)
-        stripes = max(2, int(w / 0.3))
-        for k in range(stripes):
-            a = x0 - 0.1 + (w + 0.2) * k / stripes
-            b = x0 - 0.1 + (w + 0.2) * (k + 1) / stripes
-            cv.poly([(a, st["top"] - 0.3), (b, st["top"] - 0.3), (b - 0.05, st["top"]), (a + 0.05, st["top"])],
-                    st["canopy"][k % 2])
+    _canopy(cv, st, x0, x1)
     cv.rect(x0, 0.72, x1, 0.82, st["table"])
     if st["cart"]:
         cv.rect(x0 + 0.05, 0.25, x1 - 0.05, 0.72, bgra(np.asarray(st["table"][:3]) * 0.8))
@@ -328,6 +313,26 @@ def _stall(st: dict, look: Look, w: float, *, vendor: bool) -> np.ndarray:
         x += 2 * r + rng.uniform(0.0, 0.04)
     cv.shadow(x0, x1)
     return cv.done(look)
+
+
+def _canopy(cv: Canvas, st: dict, x0: float, x1: float) -> None:
+    """A striped umbrella on a centre pole or a striped awning on two poles."""
+    w, top = x1 - x0, st["top"]
+    if st["umbrella"]:
+        cx = (x0 + x1) / 2
+        cv.line(cx, 0.0, cx, top - 0.2, bgra((60, 60, 60)), 0.04)
+        n = 6
+        for k in range(n):
+            cv.ellipse(cx, top - 0.5, w / 2 + 0.35, 0.5, st["canopy"][k % 2],
+                       arc=(180 + 180 * k / n, 180 + 180 * (k + 1) / n + 1))
+        return
+    for pole in (x0 + 0.03, x1 - 0.03):
+        cv.line(pole, 0.0, pole, top - 0.3, bgra((80, 80, 80)), 0.04)
+    stripes = max(2, int(w / 0.3))
+    for k in range(stripes):
+        a = x0 - 0.1 + (w + 0.2) * k / stripes
+        b = x0 - 0.1 + (w + 0.2) * (k + 1) / stripes
+        cv.poly([(a, top - 0.3), (b, top - 0.3), (b - 0.05, top), (a + 0.05, top)], st["canopy"][k % 2])
 
 
 def shop_display(rng: np.random.Generator, look: Look) -> np.ndarray:

@@ -7,14 +7,17 @@ time of day) is baked into every texture through one LUT instead of being applie
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-FONT_PATH = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+# VAUDIT_CJK_FONT points elsewhere on machines without Debian's fonts-noto-cjk (e.g. a training server)
+FONT_PATH = Path(os.environ.get("VAUDIT_CJK_FONT", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"))
 GROUND_PPM = 25.0  # ground texture pixels per metre
 FACADE_PPM = 20.0  # building texture pixels per metre
 
@@ -118,10 +121,10 @@ def draw_ground(
     h = int((z_range[1] - z_range[0]) * ppm)
 
     def col(x: float) -> int:
-        return int(round((x - x_range[0]) * ppm))
+        return round((x - x_range[0]) * ppm)
 
     def row(z: float) -> int:
-        return int(round((z - z_range[0]) * ppm))
+        return round((z - z_range[0]) * ppm)
 
     asphalt = rng.uniform(60, 100)
     tile_base = rng.uniform(120, 190, 3)
@@ -140,7 +143,7 @@ def draw_ground(
     tex += _tiled_noise(rng, (h, w), 6.0)[..., None]
     img = np.clip(tex, 0, 255).astype(np.uint8)
     _draw_stains(rng, img, col(-kerb_x), col(kerb_x))
-    _draw_lanes(img, col, row, kerb_x, strip_w, lane_w, lanes, h)
+    _draw_lanes(img, col, kerb_x, strip_w, lane_w, lanes, h)
     for side, segs in segments.items():
         for seg in segs:
             _draw_segment(img, col, row, side, kerb_x, strip_w, seg)
@@ -157,7 +160,7 @@ def _draw_stains(rng: np.random.Generator, img: np.ndarray, c0: int, c1: int) ->
         cv2.ellipse(img, c, ax, float(rng.uniform(0, 180)), 0, 360, (shade,) * 3, -1, cv2.LINE_AA)
 
 
-def _draw_lanes(img, col, row, kerb_x, strip_w, lane_w, lanes, h) -> None:
+def _draw_lanes(img, col, kerb_x, strip_w, lane_w, lanes, h) -> None:
     """Double yellow centre line, dashed white lane lines and the parking-strip edge lines."""
     lw = max(2, int(0.15 * GROUND_PPM))
     yellow, white = (40, 190, 230), (225, 225, 225)
@@ -207,8 +210,6 @@ def _draw_segment(img, col, row, side, kerb_x, strip_w, seg: KerbSegment) -> Non
 @lru_cache(maxsize=4)
 def _font(size: int):
     """The CJK font at one size, or None when it is not installed (signs fall back to blocks)."""
-    from PIL import ImageFont
-
     if not FONT_PATH.exists():
         return None
     return ImageFont.truetype(str(FONT_PATH), size)
@@ -216,8 +217,6 @@ def _font(size: int):
 
 def _sign(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     """A shop sign board with Chinese shop name (or text-like blocks without the font)."""
-    from PIL import Image, ImageDraw
-
     bg = tuple(int(v) for v in rng.choice([(30, 30, 190), (160, 60, 20), (40, 140, 40),
                                              (30, 200, 230), (235, 235, 235), (20, 20, 20)]))
     fg = (255, 255, 255) if sum(bg) < 400 else (20, 20, 160)

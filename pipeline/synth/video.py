@@ -16,6 +16,10 @@ from .scene import CATEGORY, Scene, build_scene
 CST = timezone(timedelta(hours=8))  # China Standard Time, the bodycam clock
 DISTRICTS = ["Futian", "Luohu", "Nanshan", "Baoan", "Longgang", "Longhua", "Yantian", "Guangming"]
 NEGATIVE_KINDS = ("moving_vehicle", "bay_parked_vehicle", "bin", "pedestrian", "shop_display")
+SPARE_VIOLATIONS = 3  # placed beyond the target so ones that are barely seen can be dropped
+MIN_VISIBLE_S = 3.0
+PREVIEW_SIZE = (192, 108)
+PREVIEW_STEP_S = 0.2
 
 
 def render_video(out_dir: Path, name: str, *, seed: int, duration: float = 20.0,
@@ -26,7 +30,9 @@ def render_video(out_dir: Path, name: str, *, seed: int, duration: float = 20.0,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    scene = build_scene(rng, duration=duration)
+    target = int(rng.integers(2, 7))
+    scene = build_scene(rng, duration=duration, violations=target + SPARE_VIOLATIONS)
+    _keep_watchable(scene, duration, target)
     district = district or str(rng.choice(DISTRICTS))
     start = local_start(rng, capture_start)
     sensor = Sensor(rng, size, scene.look.noise_sigma)
@@ -34,7 +40,7 @@ def render_video(out_dir: Path, name: str, *, seed: int, duration: float = 20.0,
     tracks: dict[int, dict[str, list[int]]] = {}
     with VideoWriter(out_dir / f"{name}.mp4", size, fps, gop_s=gop_s, codec=codec, crf=crf,
                      capture_start=start) as writer:
-        for i in range(int(round(duration * fps))):
+        for i in range(round(duration * fps)):
             t = i / fps
             frame, seen = _frame(scene, sensor, seed, i, t, size, fps)
             overlay(frame, start + timedelta(seconds=t), scene.device, corner)
@@ -53,6 +59,28 @@ def local_start(rng: np.random.Generator, given: datetime | None = None) -> date
     return given.replace(tzinfo=CST) if given.tzinfo is None else given.astimezone(CST)
 
 
+def _keep_watchable(scene: Scene, duration: float, target: int) -> None:
+    """Keep the first `target` violations seen for >= 3 s (or half a short clip); drop the rest.
+
+    A cheap low-resolution preview pass measures visibility with the same rule as the real render.
+    """
+    seen_s: dict[int, float] = {}
+    for t in np.arange(0.0, duration, PREVIEW_STEP_S):
+        _, seen = render_frame(scene, camera_at(scene.rig, t, PREVIEW_SIZE), t)
+        for s in seen:
+            if s.visible(PREVIEW_SIZE):
+                seen_s[s.index] = seen_s.get(s.index, 0.0) + PREVIEW_STEP_S
+    need = min(MIN_VISIBLE_S, duration / 2) - PREVIEW_STEP_S / 2
+    kept, things = 0, []
+    for index, thing in enumerate(scene.things):
+        if thing.role in CATEGORY:
+            if kept >= target or seen_s.get(index, 0.0) < need:
+                continue
+            kept += 1
+        things.append(thing)
+    scene.things = things
+
+
 def _frame(scene: Scene, sensor: Sensor, seed: int, i: int, t: float, size: tuple[int, int], fps: float
            ) -> tuple[np.ndarray, list[Seen]]:
     """One rendered frame with shake blur and sensor noise (seeded per frame), plus what is seen."""
@@ -65,7 +93,9 @@ def _frame(scene: Scene, sensor: Sensor, seed: int, i: int, t: float, size: tupl
     return sensor.apply(frame, np.random.default_rng([seed, i])), seen
 
 
-def _track(tracks: dict[int, dict[str, list[int]]], seen: list[Seen], t: float, size: tuple[int, int]) -> None:
+def _track(tracks: dict[int, dict[str, list[int]]], seen: list[Seen], t: float,
+           size: tuple[int, int]) -> None:
+    """Record the box of every object visible at time t under its key 't with 2 decimals'."""
     for s in seen:
         if s.visible(size):
             tracks.setdefault(s.index, {})[f"{t:.2f}"] = list(s.box)
@@ -84,6 +114,6 @@ def _ground_truth(scene: Scene, tracks: dict[int, dict[str, list[int]]], *, seed
                                "boxes": boxes})
         elif thing.role in NEGATIVE_KINDS:
             negatives.append({"kind": thing.role, **span})
-    return {"capture_start": start.isoformat(), "district": district, "device": scene.device, "fps": float(fps),
-            "size": [int(size[0]), int(size[1])], "seed": int(seed), "violations": violations,
-            "negatives": negatives}
+    return {"capture_start": start.isoformat(), "district": district, "device": scene.device,
+            "fps": float(fps), "size": [int(size[0]), int(size[1])], "seed": int(seed),
+            "violations": violations, "negatives": negatives}

@@ -1,0 +1,1 @@
+"""The review workstation: a web app where analysts confirm, reject and relabel detected violations."""

@@ -1,0 +1,418 @@
+"""The review workstation: a small Starlette app over the evidence DB and the workspace's media files.
+
+Access is denied by default: ``LoginRequired`` wraps the whole app and lets only the login page and
+static CSS/JS through without a session, so a route added later cannot be public by accident. Every
+POST goes through ``auth.action`` (CSRF, then role). All handlers are async and share one SQLite
+connection, so every statement runs on the event-loop thread, one at a time, and a transaction can
+never interleave with another request's.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import mimetypes
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from urllib.parse import parse_qsl, quote
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..config import CATEGORY_IDS, Config
+from ..records import Decision
+from ..store import REJECT_REASONS, Store
+from ..workspace import Workspace
+from . import queries
+from .auth import DECIDERS, Sessions, Throttle, action, load_secret, new_token, verify_password
+from .queries import Filters
+
+HERE = Path(__file__).resolve().parent
+STATUS_ZH = {"pending": "待审", "confirmed": "已确认", "rejected": "已驳回"}
+REASON_ZH = {"false_detection": "误检", "duplicate": "重复", "not_a_violation": "非违规",
+             "unclear_footage": "画面不清"}
+ACTION_ZH = {"confirm": "确认", "reject": "驳回", "relabel": "改类", "trim": "裁剪", "note": "备注"}
+ROLE_ZH = {"analyst": "审核员", "assessor": "考核员", "admin": "管理员"}
+# fixed messages a redirect may name by code; nothing a user typed is ever echoed this way
+MESSAGES = {
+    "confirm": "已确认。", "reject": "已驳回。", "relabel": "已改类。", "trim": "已保存裁剪范围。",
+    "note": "已添加备注。", "same_category": "类别未变，未记录。", "done": "当前筛选下已没有待审条目。",
+    "batch": "批量操作已完成。", "batch_empty": "未选择任何条目。",
+}
+BATCH_MAX = 500
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     (b"default-src 'self'; img-src 'self'; media-src 'self'; object-src 'none'; frame-ancestors 'none';"
+      b" base-uri 'none'; form-action 'self'")),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+@dataclass
+class Review:
+    """Everything a request handler needs, hung on ``app.state.review``."""
+
+    ws: Workspace
+    cfg: Config
+    store: Store
+    sessions: Sessions
+    throttle: Throttle
+    templates: Jinja2Templates
+
+    def active_user(self, name: object) -> dict | None:
+        """The session's user, re-read each request so that disabling takes effect at once."""
+        if not isinstance(name, str):
+            return None
+        user = self.store.user(name)
+        return user if user and not user["disabled"] else None
+
+    def render(self, request: Request, template: str, status_code: int = 200, **context: object) -> Response:
+        user = request.state.user
+        context |= {
+            "user": user, "role_zh": ROLE_ZH.get(user["role"], "") if user else "",
+            "csrf": request.state.session.get("csrf", ""), "cfg": self.cfg,
+            "can_decide": bool(user and user["role"] in DECIDERS),
+        }
+        return self.templates.TemplateResponse(request, template, context, status_code=status_code)
+
+    def error(self, request: Request, status_code: int, message: str) -> Response:
+        return self.render(request, "message.html", status_code, message=message)
+
+
+def _rv(request: Request) -> Review:
+    return request.app.state.review
+
+
+def _public(path: str) -> bool:
+    return path == "/login" or (path.startswith("/static/") and ".." not in path)
+
+
+class LoginRequired:
+    """Pure ASGI middleware: attaches session and user to the request, refuses anonymous requests
+    (302 to the login page for page loads, 401 for media and POSTs), and adds security headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        review = _rv(request)
+        session = review.sessions.read(request)
+        request.state.session = session
+        request.state.user = review.active_user(session.get("u"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).raw.extend(SECURITY_HEADERS)
+            await send(message)
+
+        if request.state.user is None and not _public(scope["path"]):
+            await _deny(request)(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+
+def _deny(request: Request) -> Response:
+    if request.method in ("GET", "HEAD") and not request.url.path.startswith("/media/"):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=302)
+    return PlainTextResponse("请先登录。", status_code=401)
+
+
+def _safe_next(target: str) -> str:
+    """Only same-site paths, so the login form cannot be used as an open redirect."""
+    ok = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return target if ok else "/"
+
+
+# -- login -------------------------------------------------------------------------------------
+
+
+async def login_page(request: Request) -> Response:
+    review = _rv(request)
+    if request.state.user:
+        return RedirectResponse(_safe_next(request.query_params.get("next", "/")), status_code=302)
+    fresh = not request.state.session.get("csrf")
+    if fresh:  # an anonymous cookie whose token the login form must echo
+        request.state.session = {"csrf": new_token()}
+    response = review.render(request, "login.html", next=_safe_next(request.query_params.get("next", "/")))
+    if fresh:
+        review.sessions.write(request, response, None, request.state.session["csrf"])
+    return response
+
+
+@action()
+async def login(request: Request) -> Response:
+    review = _rv(request)
+    form = await request.form()
+    name = str(form.get("name", "")).strip()[:64]
+    password = str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "/")))
+    key = (name.lower(), request.client.host if request.client else "")
+    if review.throttle.blocked(key):
+        return review.render(request, "login.html", 429, next=target, name=name,
+                             error="登录失败次数过多，请 5 分钟后再试。")
+    user = review.store.user(name) if name else None
+    if not verify_password(user["password_hash"] if user else None, password):
+        review.throttle.fail(key)
+        return review.render(request, "login.html", 401, next=target, name=name, error="用户名或密码错误。")
+    if user["disabled"]:
+        return review.render(request, "login.html", 403, next=target, name=name, error="该账号已停用。")
+    review.throttle.reset(key)
+    response = RedirectResponse(target, status_code=303)
+    review.sessions.write(request, response, user["name"])
+    return response
+
+
+@action()
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    _rv(request).sessions.clear(response)
+    return response
+
+
+# -- queue -------------------------------------------------------------------------------------
+
+
+def _filters(request: Request, params: dict[str, str] | None = None) -> Filters:
+    return Filters.parse(params if params is not None else dict(request.query_params), _rv(request).cfg)
+
+
+def _int(value: object, default: int) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return default
+
+
+def _district_choices(review: Review) -> list[str]:
+    """Configured districts first (in config order), then any others found in the data."""
+    known = list(review.cfg.districts)
+    return known + [d for d in queries.districts(review.store) if d not in known]
+
+
+async def queue(request: Request) -> Response:
+    review = _rv(request)
+    f = _filters(request)
+    total = queries.queue_count(review.store, f, review.cfg.tz)
+    pages = max(1, -(-total // queries.PER_PAGE))
+    page = min(max(1, _int(request.query_params.get("page"), 1)), pages)
+    rows = queries.queue_page(review.store, f, review.cfg.tz, page)
+    return review.render(
+        request, "queue.html", rows=rows, total=total, page=page, pages=pages, f=f, qs=f.query_string(),
+        counts=queries.status_counts(review.store, f, review.cfg.tz), districts=_district_choices(review),
+        statuses=STATUS_ZH, sorts={"time": "时间 ↑", "-time": "时间 ↓", "-confidence": "置信度 ↓",
+                                   "confidence": "置信度 ↑"},
+        reasons=REASON_ZH, message=MESSAGES.get(request.query_params.get("m", "")),
+        count=_int(request.query_params.get("n"), 0),
+    )
+
+
+@action(*DECIDERS)
+async def batch(request: Request) -> Response:
+    """Confirm or reject many violations at once; each is its own decision (and custody entry)."""
+    review = _rv(request)
+    form = await request.form()
+    qs = str(form.get("q", ""))
+    what, reason = str(form.get("action", "")), str(form.get("reason", "")) or None
+    if what not in ("confirm", "reject") or (what == "reject" and reason not in REJECT_REASONS):
+        return review.error(request, 400, "批量操作须为确认，或附驳回原因的驳回。")
+    ids = [i for i in (_int(x, 0) for x in form.getlist("ids")) if i > 0][:BATCH_MAX]
+    done = 0
+    for vid in ids:
+        try:
+            review.store.record_decision(Decision(vid, request.state.user["name"], what,
+                                                  reason=reason if what == "reject" else None))
+            done += 1
+        except LookupError:
+            continue
+    code = "batch" if ids else "batch_empty"
+    return RedirectResponse(f"/?{_join(qs, f'm={code}&n={done}')}", status_code=303)
+
+
+def _join(qs: str, extra: str) -> str:
+    return f"{qs}&{extra}" if qs else extra
+
+
+@action()
+async def export_csv(request: Request) -> Response:
+    """The filtered queue as CSV (UTF-8 with BOM so Excel shows Chinese); the export is logged."""
+    review = _rv(request)
+    form = await request.form()
+    f = _filters(request, dict(parse_qsl(str(form.get("q", "")))))
+    rows = queries.all_matching(review.store, f, review.cfg.tz)
+    buf = io.StringIO()
+    out = csv.writer(buf)
+    out.writerow(["编号", "类别", "区域", "巡查员", "开始时间", "结束时间", "置信度", "状态", "源文件", "源文件SHA-256",
+                  "证据片段", "片段SHA-256"])
+    for r in rows:
+        out.writerow([r["id"], review.cfg.category_label(r["category"]), r["district"] or "", r["inspector"] or "",
+                      _local(review.cfg, r["start_time"]), _local(review.cfg, r["end_time"]),
+                      f"{r['confidence']:.3f}", STATUS_ZH[r["status"]], r["source_path"], r["source_sha256"],
+                      r["clip_path"] or "", r["clip_sha256"] or ""])
+    review.store.log_event("review_export", "violations", None, {"filters": asdict(f), "rows": len(rows)},
+                           request.state.user["name"])
+    stamp = datetime.now(review.cfg.tz).strftime("%Y%m%d_%H%M%S")
+    return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": f"attachment; filename=vaudit_{stamp}.csv"})
+
+
+# -- review ------------------------------------------------------------------------------------
+
+
+async def review_page(request: Request) -> Response:
+    review = _rv(request)
+    vid = request.path_params["vid"]
+    v = queries.violation(review.store, vid)
+    if v is None:
+        return review.error(request, 404, f"没有编号为 {vid} 的违规记录。")
+    f = _filters(request)
+    return review.render(
+        request, "review.html", v=v, f=f, qs=f.query_string(),
+        nav=queries.neighbours(review.store, f, review.cfg.tz, vid),
+        siblings=queries.same_source(review.store, v), history=queries.history(review.store, vid),
+        reasons=REASON_ZH, statuses=STATUS_ZH, actions=ACTION_ZH, category_keys=CATEGORY_IDS,
+        message=MESSAGES.get(request.query_params.get("m", "")),
+    )
+
+
+def _decision(form: dict[str, str], v: dict, user: str, cfg: Config) -> Decision | str:
+    """The Decision a review form asks for, or a Chinese message saying what is wrong with it."""
+    what = form.get("action", "")
+    note = form.get("note", "").strip()[:2000] or None
+    if what == "confirm":
+        return Decision(v["id"], user, "confirm", note=note)
+    if what == "reject":
+        if form.get("reason") not in REJECT_REASONS:
+            return "驳回须选择原因：误检、重复、非违规或画面不清。"
+        return Decision(v["id"], user, "reject", reason=form["reason"], note=note)
+    if what == "relabel":
+        if form.get("category") not in cfg.categories:
+            return "改类须选择一个类别。"
+        return Decision(v["id"], user, "relabel", category=form["category"], note=note)
+    if what == "trim":
+        try:
+            start, end = float(form.get("start_s", "")), float(form.get("end_s", ""))
+        except ValueError:
+            return "裁剪的起止时间须为秒数。"
+        if not 0 <= start < end:
+            return "裁剪的起点须早于终点。"
+        return Decision(v["id"], user, "trim", start_s=start, end_s=end, note=note)
+    if what == "note":
+        return Decision(v["id"], user, "note", note=note) if note else "备注不能为空。"
+    return "未知的操作。"
+
+
+@action(*DECIDERS)
+async def decide(request: Request) -> Response:
+    """Record one decision. Confirm and reject finish the item, so the next pending one opens;
+    relabel, trim and note leave it pending, so the same item is shown again for its verdict."""
+    review = _rv(request)
+    vid = request.path_params["vid"]
+    v = queries.violation(review.store, vid)
+    if v is None:
+        return review.error(request, 404, f"没有编号为 {vid} 的违规记录。")
+    form = {k: str(val) for k, val in (await request.form()).items()}
+    qs = form.get("q", "")
+    d = _decision(form, v, request.state.user["name"], review.cfg)
+    if isinstance(d, str):
+        return review.error(request, 400, d)
+    if d.action == "relabel" and d.category == v["category"]:
+        return RedirectResponse(f"/v/{vid}?{_join(qs, 'm=same_category')}", status_code=303)
+    f = _filters(request, dict(parse_qsl(qs)))
+    following = queries.next_pending(review.store, f, review.cfg.tz, vid)
+    try:
+        review.store.record_decision(d)
+    except ValueError as e:
+        return review.error(request, 400, str(e))
+    if d.action not in ("confirm", "reject"):
+        following = vid
+    if following is None:
+        return RedirectResponse(f"/?{_join(qs, 'm=done')}", status_code=303)
+    return RedirectResponse(f"/v/{following}?{_join(qs, f'm={d.action}')}", status_code=303)
+
+
+# -- media -------------------------------------------------------------------------------------
+
+
+def _plain_relative(rel: str) -> bool:
+    """A workspace-relative POSIX path with no way out: no root, no '..', no backslash or NUL."""
+    if not rel or rel.startswith("/") or "\\" in rel or "\0" in rel or ":" in rel.split("/", 1)[0]:
+        return False
+    return all(part not in ("", ".", "..") for part in PurePosixPath(rel).parts) and "//" not in rel
+
+
+async def media(request: Request) -> Response:
+    """Serve an evidence file. The path must be an artifact the DB knows, and must still resolve
+    inside the workspace after symlinks; nothing else is opened. FileResponse answers Range requests
+    (206) so the video can seek."""
+    review = _rv(request)
+    rel = request.path_params["path"]
+    if not _plain_relative(rel) or not queries.is_artifact(review.store, rel):
+        return PlainTextResponse("未找到。", status_code=404)
+    root = review.ws.root.resolve()
+    target = (root / rel).resolve()
+    if not target.is_relative_to(root):
+        return PlainTextResponse("禁止访问。", status_code=403)
+    if not target.is_file():
+        return PlainTextResponse("未找到。", status_code=404)
+    kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    return FileResponse(target, media_type=kind, headers={"cache-control": "private, max-age=3600"})
+
+
+# -- app ---------------------------------------------------------------------------------------
+
+
+def _local(cfg: Config, iso: str | None) -> str:
+    if not iso:
+        return "时间未知"
+    return datetime.fromisoformat(iso).astimezone(cfg.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _templates(cfg: Config) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters |= {
+        "local": lambda iso: _local(cfg, iso),
+        "cat_zh": lambda c: cfg.categories[c].zh if c in cfg.categories else c,
+        "cat_label": cfg.category_label,
+        "media_url": lambda rel: "/media/" + quote(rel),
+        "basename": lambda p: PurePosixPath(p or "").name,
+        "pct": lambda x: f"{x * 100:.0f}%",
+    }
+    return templates
+
+
+def create_app(ws: Workspace, cfg: Config, *, secure_cookies: bool = False) -> Starlette:
+    """The review app for one workspace. ``secure_cookies`` marks the session cookie Secure even when
+    a TLS-terminating proxy forwards plain http (https requests get it regardless)."""
+    app = Starlette(
+        routes=[
+            Route("/login", login_page, methods=["GET"]),
+            Route("/login", login, methods=["POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/", queue, methods=["GET"]),
+            Route("/batch", batch, methods=["POST"]),
+            Route("/export", export_csv, methods=["POST"]),
+            Route("/v/{vid:int}", review_page, methods=["GET"]),
+            Route("/v/{vid:int}/decide", decide, methods=["POST"]),
+            Route("/media/{path:path}", media, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        middleware=[Middleware(LoginRequired)],
+    )
+    app.state.review = Review(ws, cfg, Store(ws.db_path), Sessions(load_secret(ws.root), secure_cookies), Throttle(),
+                              _templates(cfg))
+    return app

@@ -1,0 +1,60 @@
+"""Plain functions behind the ``vaudit review`` / ``vaudit user`` CLI commands.
+
+User errors raise ValueError or LookupError with one line the CLI prints as is.
+"""
+
+from __future__ import annotations
+
+from ..config import Config
+from ..store import Store
+from ..workspace import Workspace
+from . import queries
+from .auth import MIN_PASSWORD, ROLES, hash_password
+
+
+def serve(ws: Workspace, cfg: Config, host: str = "127.0.0.1", port: int = 8000, *,
+          secure_cookies: bool = False) -> None:
+    """Run the review app until interrupted. Localhost by default: put it behind a TLS proxy (and pass
+    ``secure_cookies``) before exposing it to a network."""
+    import uvicorn
+
+    from .app import create_app
+
+    if not ws.db_path.exists():
+        raise ValueError(f"no evidence database in {ws.root}: run `vaudit run` first")
+    uvicorn.run(create_app(ws, cfg, secure_cookies=secure_cookies), host=host, port=port, log_level="info")
+
+
+def user_add(ws: Workspace, name: str, role: str, password: str) -> None:
+    name = name.strip()
+    if not name or len(name) > 64 or any(c.isspace() for c in name):
+        raise ValueError("user name must be 1-64 characters without spaces")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"password must be at least {MIN_PASSWORD} characters")
+    store = Store(ws.db_path)
+    try:
+        if store.user(name):
+            raise ValueError(f"user {name!r} already exists")
+        store.add_user(name, role, hash_password(password), actor="cli")
+    finally:
+        store.close()
+
+
+def user_list(ws: Workspace) -> list[dict]:
+    """Users without their password hashes."""
+    store = Store(ws.db_path)
+    try:
+        return [{**u, "disabled": bool(u["disabled"])} for u in queries.users(store)]
+    finally:
+        store.close()
+
+
+def user_disable(ws: Workspace, name: str) -> None:
+    """Disable (never delete: decisions keep naming them) a user; their open sessions stop working."""
+    store = Store(ws.db_path)
+    try:
+        store.set_user_disabled(name, True, actor="cli")
+    finally:
+        store.close()

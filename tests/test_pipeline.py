@@ -1,0 +1,129 @@
+"""End to end on the shipped samples with the shipped model: real ffmpeg, real YOLO, a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SHARED
+from pipeline.scoring import score_events
+
+pytestmark = pytest.mark.slow
+VAUDIT = [sys.executable, "-m", "pipeline.cli"]
+CONTRACT = {"id", "category", "district", "source_path", "source_sha256", "start_s", "end_s", "start_time",
+            "end_time", "confidence", "status", "clip_path", "clip_sha256", "keyframe_path"}
+
+
+def vaudit(ws: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([*VAUDIT, "--workspace", str(ws), *args], capture_output=True, text=True, check=check,
+                          cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def listing(ws: Path) -> list[dict]:
+    return json.loads(vaudit(ws, "violations", "--json").stdout)
+
+
+def workspace_files(ws: Path) -> set[str]:
+    return {p.relative_to(ws).as_posix() for d in ("clips", "frames") for p in (ws / d).rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def demo_ws(tmp_path_factory, sample_files, model_path) -> Path:
+    ws = tmp_path_factory.mktemp("demo") / "ws"
+    r = vaudit(ws, "demo")
+    assert "violations" in r.stdout
+    return ws
+
+
+def test_samples_found_exactly_once_with_clips_covering_truth(demo_ws, sample_files):
+    rows = listing(demo_ws)
+    total = None
+    for video in sample_files:
+        truth = json.loads(video.with_suffix(".json").read_text(encoding="utf-8"))
+        found = [r for r in rows if Path(r["source_path"]).name == video.name]
+        s = score_events(found, truth["violations"])
+        total = s if total is None else total.add(s)
+        for r in found:  # each matched clip covers its ground-truth interval (clamped to the file)
+            for t in truth["violations"]:
+                if t["category"] == r["category"] and r["start_s"] <= t["end_s"] and t["start_s"] <= r["end_s"]:
+                    assert r["clip_start_s"] <= max(r["start_s"], t["start_s"]) + 0.05
+                    assert r["clip_end_s"] >= min(r["end_s"], t["end_s"]) - 0.05
+    assert total.recall >= 0.9, f"{total}; missed {total.misses}"
+    assert total.precision >= 0.9, f"{total}; false alarms {total.false_alarms}"
+
+
+def test_violations_json_contract_and_hashes(demo_ws):
+    import hashlib
+
+    rows = listing(demo_ws)
+    assert rows
+    for r in rows:
+        assert CONTRACT <= set(r)
+        assert r["category"] in ("garbage", "parking", "stall")
+        assert r["start_time"].endswith("+08:00")
+        assert r["status"] == "pending"
+        clip = demo_ws / r["clip_path"]
+        assert hashlib.sha256(clip.read_bytes()).hexdigest() == r["clip_sha256"]
+        assert (demo_ws / r["keyframe_path"]).stat().st_size > 0
+        assert r["clip_path"].startswith("clips/") and r["clip_path"].endswith(f"_{r['id']}.mp4")
+
+
+def test_rerun_is_idempotent_and_verify_is_clean(demo_ws):
+    before = listing(demo_ws)
+    r = vaudit(demo_ws, "run")
+    assert "0 sources processed" in r.stdout
+    assert listing(demo_ws) == before
+    assert vaudit(demo_ws, "verify").returncode == 0
+    st = vaudit(demo_ws, "status").stdout
+    assert "done" in st and "pending 0" in st
+
+
+def test_kill_mid_run_then_resume_equals_uninterrupted(tmp_path, demo_ws, sample_files):
+    ws = tmp_path / "ws"
+    vaudit(ws, "ingest", str(ROOT / "samples"))
+    for delay in (4.0, 9.0):  # land inside different sources / stages
+        p = subprocess.Popen([*VAUDIT, "--workspace", str(ws), "run"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    vaudit(ws, "run")
+    keys = ("category", "start_s", "end_s", "confidence", "clip_sha256", "district")
+    got = sorted(tuple(r[k] for k in keys) + (Path(r["source_path"]).name,) for r in listing(ws))
+    want = sorted(tuple(r[k] for k in keys) + (Path(r["source_path"]).name,) for r in listing(demo_ws))
+    assert got == want
+    referenced = {r["clip_path"] for r in listing(ws)} | {r["keyframe_path"] for r in listing(ws)}
+    assert workspace_files(ws) == referenced  # no orphan files
+    assert not any((ws / "tmp").iterdir())
+    with sqlite3.connect(ws / "evidence.db") as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_real_third_party_video_runs(tmp_path, model_path):
+    video = SHARED / "data" / "videos" / "parking-lot-fixed-camera.mp4"
+    if not video.exists():
+        pytest.skip("../shared/data/videos is absent")
+    ws = tmp_path / "ws"
+    vaudit(ws, "ingest", str(video), "--district", "城关镇")
+    r = vaudit(ws, "run")
+    assert "1 sources processed" in r.stdout
+    assert vaudit(ws, "verify").returncode == 0
+
+
+def test_bad_file_reported_not_fatal(tmp_path, model_path, sample_files):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.mp4").write_bytes(os.urandom(4096))
+    (folder / "ok.mp4").write_bytes(sample_files[0].read_bytes())
+    ws = tmp_path / "ws"
+    r = vaudit(ws, "ingest", str(folder))
+    assert "added 1" in r.stdout and "rejected 1" in r.stdout and "broken.mp4" in r.stdout
+    assert "1 sources processed" in vaudit(ws, "run").stdout

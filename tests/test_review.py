@@ -1,0 +1,431 @@
+"""The review workstation over HTTP (no browser): access control, CSRF, media confinement, Range,
+SQL-safe filters, roles, throttling, decisions and user management.
+
+One real workspace (real clips and keyframes, via the builder) is made per module and copied per test,
+so every test starts from the same known evidence and may change it freely.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import warnings
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from starlette.routing import Route
+
+from pipeline import config as config_mod
+from pipeline.review import commands
+from pipeline.review.app import create_app
+from pipeline.store import Store
+from pipeline.workspace import Workspace
+from tests.builders import Known, build_workspace
+
+with warnings.catch_warnings():  # this starlette prefers httpx2 for its test client; httpx still works
+    warnings.filterwarnings("ignore", message=".*httpx2", category=UserWarning)
+    from starlette.testclient import TestClient
+
+TZ = ZoneInfo("Asia/Shanghai")
+PASSWORD = "correct-horse-9"
+USERS = {"ana": "analyst", "asa": "assessor", "adm": "admin", "gone": "analyst"}
+ITEMS = [
+    Known("城关镇", "garbage", datetime(2024, 5, 1, 9, 0, tzinfo=TZ), 1.5, 3.5, 0.91, source_key="a"),
+    Known("城关镇", "parking", datetime(2024, 5, 1, 9, 0, tzinfo=TZ), 4.0, 6.0, 0.55, source_key="a"),
+    Known("东城街道", "stall", datetime(2024, 5, 2, 14, 0, tzinfo=TZ), 2.0, 5.0, 0.72, status="confirmed"),
+    Known("西湖乡", "garbage", datetime(2024, 5, 3, 8, 0, tzinfo=TZ), 2.0, 5.0, 0.40, status="rejected"),
+]
+INJECTIONS = ["' OR 1=1 --", '"; DROP TABLE violations; --', "城关镇' OR '1'='1", "1; DELETE FROM users"]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Workspace:
+    ws, store = build_workspace(tmp_path_factory.mktemp("review"), ITEMS)
+    store.close()
+    for name, role in USERS.items():
+        commands.user_add(ws, name, role, PASSWORD)
+    commands.user_disable(ws, "gone")
+    return ws
+
+
+@pytest.fixture
+def rws(template, tmp_path) -> Workspace:
+    return Workspace(shutil.copytree(template.root, tmp_path / "ws"))
+
+
+@pytest.fixture
+def app(rws):
+    return create_app(rws, config_mod.load())
+
+
+@pytest.fixture
+def client(app) -> TestClient:
+    return TestClient(app)
+
+
+@pytest.fixture
+def db(rws) -> Store:
+    store = Store(rws.db_path)
+    yield store
+    store.close()
+
+
+def vid(db: Store, category: str, district: str) -> int:
+    return db.query("SELECT v.id FROM violations v JOIN sources s ON s.id = v.source_id"
+                    " WHERE v.detected_category = ? AND s.district = ?", [category, district])[0]["id"]
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def login(client: TestClient, name: str, password: str = PASSWORD, next_: str = "/"):
+    token = csrf_of(client.get("/login").text)
+    return client.post("/login", data={"name": name, "password": password, "csrf_token": token, "next": next_},
+                       follow_redirects=False)
+
+
+def logged_in(client: TestClient, name: str) -> str:
+    """Log in and return the session's CSRF token (a new one is issued at login)."""
+    assert login(client, name).status_code == 303
+    return csrf_of(client.get("/").text)
+
+
+def listed_ids(html: str) -> list[int]:
+    return [int(x) for x in re.findall(r'<tr class="status-\w+" data-id="(\d+)"', html)]
+
+
+def snapshot(db: Store) -> tuple:
+    """Everything a refused request must leave untouched."""
+    return (db.query("SELECT id, status, category, start_s, end_s FROM violations ORDER BY id"),
+            db.query("SELECT count(*) AS n FROM decisions")[0]["n"], db.query("SELECT count(*) AS n FROM custody")[0]["n"])
+
+
+def route_urls(app, db: Store) -> list[tuple[str, str]]:
+    """(method, url) for every route of the app, with real ids and a real artifact path filled in."""
+    art = db.query("SELECT path FROM artifacts WHERE kind = 'clip' LIMIT 1")[0]["path"]
+    out = []
+    for r in app.routes:
+        if isinstance(r, Route):
+            url = r.path.replace("{vid:int}", "1").replace("{path:path}", art)
+            out += [(m, url) for m in sorted(r.methods - {"HEAD"})]
+    return out
+
+
+# -- access control ------------------------------------------------------------------------------
+
+
+def test_every_route_refuses_anonymous_requests(app, client, db, rws):
+    clip = rws.abs(db.query("SELECT path FROM artifacts WHERE kind = 'clip' LIMIT 1")[0]["path"]).read_bytes()
+    urls = [u for u in route_urls(app, db) if u[1] != "/login"]
+    assert {u for _, u in urls} >= {"/", "/batch", "/export", "/v/1", "/v/1/decide", "/logout"}
+    assert any(u.startswith("/media/") for _, u in urls)
+    for method, url in urls:
+        r = client.request(method, url, follow_redirects=False)
+        if method == "GET" and not url.startswith("/media/"):
+            assert r.status_code == 302 and r.headers["location"].startswith("/login?next="), (method, url)
+        else:
+            assert r.status_code == 401, (method, url)
+        assert clip[:4096] not in r.content
+    assert client.get("/static/review.css").status_code == 200  # only CSS/JS are public
+    client.cookies.set("vaudit_session", "eyJ1IjoiYWRtIn0.forged.signature")
+    assert client.get("/v/1", follow_redirects=False).status_code == 302
+
+
+def test_login_sets_hardened_cookie_and_redirects_only_on_site(rws, client):
+    r = login(client, "ana", next_="//evil.example/x")
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
+    assert client.get("/").status_code == 200
+    # secure_cookies: Secure even on plain http (TLS ends at a proxy); the login form's cookie shows it
+    secure = TestClient(create_app(rws, config_mod.load(), secure_cookies=True))
+    assert "secure" in secure.get("/login").headers["set-cookie"].lower()
+    over_tls = TestClient(create_app(rws, config_mod.load()), base_url="https://testserver")
+    assert "secure" in login(over_tls, "ana").headers["set-cookie"].lower()
+    assert (rws.root / "review-secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_pages_carry_security_headers(client):
+    r = client.get("/login")
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-frame-options"] == "DENY"
+
+
+def test_logout_ends_the_session(client):
+    token = logged_in(client, "ana")
+    assert client.post("/logout", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+    assert client.get("/", follow_redirects=False).status_code == 302
+
+
+# -- CSRF --------------------------------------------------------------------------------------------
+
+
+def test_login_post_without_csrf_is_refused(client):
+    r = client.post("/login", data={"name": "ana", "password": PASSWORD}, follow_redirects=False)
+    assert r.status_code == 403 and "vaudit_session" not in r.headers.get("set-cookie", "")
+
+
+def test_every_post_without_or_with_a_wrong_csrf_token_is_refused(app, client, db):
+    token = logged_in(client, "adm")
+    before = snapshot(db)
+    posts = [u for m, u in route_urls(app, db) if m == "POST" and u != "/login"]
+    assert set(posts) == {"/logout", "/batch", "/export", "/v/1/decide"}
+    form = {"action": "confirm", "ids": "1", "reason": "duplicate"}
+    for url in posts:
+        assert client.post(url, data=form, follow_redirects=False).status_code == 403, url
+        assert client.post(url, data={**form, "csrf_token": token[::-1]}, follow_redirects=False).status_code == 403
+        assert client.post(url, data=form, headers={"X-CSRF-Token": "nope"}, follow_redirects=False).status_code == 403
+    assert snapshot(db) == before
+    assert client.get("/").status_code == 200  # logout was refused too
+    r = client.post("/v/1/decide", data=form, headers={"X-CSRF-Token": token}, follow_redirects=False)
+    assert r.status_code == 303 and db.query("SELECT status FROM violations WHERE id = 1")[0]["status"] == "confirmed"
+
+
+# -- media -------------------------------------------------------------------------------------------
+
+
+def test_media_serves_only_artifacts_inside_the_workspace(client, db, rws, tmp_path):
+    logged_in(client, "asa")
+    secret = (rws.root / "review-secret").read_bytes()
+    dbbytes = rws.db_path.read_bytes()[:100]  # the SQLite header, unique to the database file
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"TOP-SECRET-OUTSIDE")
+    bad = ["/media/../evidence.db", "/media/%2e%2e/evidence.db", "/media/clips/%2e%2e/%2e%2e/evidence.db",
+           "/media/clips/..%2f..%2fevidence.db", "/media/%2Fetc%2Fpasswd", "/media//etc/passwd",
+           f"/media/{outside}", "/media/evidence.db", "/media/review-secret", "/media/clips/",
+           "/media/clips/%5c..%5cevidence.db", "/media/clips/x%00.mp4"]
+    for url in bad:
+        r = client.get(url)
+        assert r.status_code in (403, 404), url
+        assert dbbytes not in r.content and secret not in r.content and b"root:" not in r.content
+    # an artifact whose file was swapped for a symlink out of the workspace is refused, unread
+    kf = db.query("SELECT path FROM artifacts WHERE kind = 'keyframe' LIMIT 1")[0]["path"]
+    rws.abs(kf).unlink()
+    rws.abs(kf).symlink_to(outside)
+    r = client.get(f"/media/{kf}")
+    assert r.status_code == 403 and b"TOP-SECRET" not in r.content
+
+
+def test_media_answers_range_requests_with_206(client, db, rws):
+    logged_in(client, "ana")
+    rel = db.query("SELECT path FROM artifacts WHERE kind = 'clip' LIMIT 1")[0]["path"]
+    data = rws.abs(rel).read_bytes()
+    full = client.get(f"/media/{rel}")
+    assert full.status_code == 200 and full.content == data and full.headers["content-type"] == "video/mp4"
+    assert full.headers["accept-ranges"] == "bytes"
+    part = client.get(f"/media/{rel}", headers={"Range": "bytes=1000-1999"})
+    assert part.status_code == 206 and part.content == data[1000:2000]
+    assert part.headers["content-range"] == f"bytes 1000-1999/{len(data)}"
+    tail = client.get(f"/media/{rel}", headers={"Range": "bytes=-500"})
+    assert tail.status_code == 206 and tail.content == data[-500:]
+    assert client.get(f"/media/{rel}", headers={"Range": f"bytes={len(data) + 10}-"}).status_code == 416
+
+
+# -- queue filters -------------------------------------------------------------------------------------
+
+
+def test_filters_select_the_right_rows(client, db):
+    logged_in(client, "asa")
+    g, p = vid(db, "garbage", "城关镇"), vid(db, "parking", "城关镇")
+    s, x = vid(db, "stall", "东城街道"), vid(db, "garbage", "西湖乡")
+    cases = {
+        "": [g, p, s, x],  # pending first, then by time
+        "district=城关镇": [g, p],
+        "category=garbage": [g, x],
+        "status=confirmed": [s],
+        "min_conf=0.7": [g, s],
+        "date_from=2024-05-02&date_to=2024-05-02": [s],
+        "source=a.mp4": [g, p],
+        "sort=-confidence": [g, p, s, x],
+        "sort=confidence": [p, g, x, s],
+    }
+    for qs, expected in cases.items():
+        html = client.get(f"/?{qs}").text
+        assert listed_ids(html) == expected, qs
+    counts = client.get("/?district=城关镇&status=confirmed").text
+    assert 'data-count="pending">2<' in counts and 'data-count="confirmed">0<' in counts
+
+
+def test_sql_metacharacters_in_filters_do_no_harm(client, db):
+    logged_in(client, "ana")
+    before = snapshot(db)
+    for payload in INJECTIONS:
+        for key in ("district", "category", "source", "min_conf", "status", "date_from", "date_to", "sort", "page"):
+            r = client.get("/", params={key: payload})
+            assert r.status_code == 200, (key, payload)
+            matched = listed_ids(r.text)
+            # text filters compare the payload as a value (no match); others drop an invalid value (all rows)
+            assert matched == ([] if key in ("district", "source") else listed_ids(client.get("/").text)), key
+        assert client.get(f"/v/1?district={payload}").status_code == 200
+    assert snapshot(db) == before
+    assert db.query("SELECT count(*) AS n FROM users")[0]["n"] == len(USERS)
+    # a district whose real name is full of quotes is matched exactly, like any other value
+    with db.tx() as c:
+        c.execute("UPDATE sources SET district = ? WHERE id = (SELECT source_id FROM violations WHERE id = ?)",
+                  (INJECTIONS[0], vid(db, "stall", "东城街道")))
+    assert listed_ids(client.get("/", params={"district": INJECTIONS[0]}).text) == [vid(db, "stall", INJECTIONS[0])]
+
+
+def test_paging_works_with_thousands_of_violations(client, db):
+    logged_in(client, "asa")
+    with db.tx() as c:  # 2,500 more rows cloned from the real ones, spread over the same sources
+        c.execute("""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 625)
+                     INSERT INTO violations (run_id, source_id, category, detected_category, start_s, end_s,
+                       start_time, end_time, confidence, hits, status, created_at)
+                     SELECT run_id, source_id, category, detected_category, start_s + i, end_s + i,
+                       start_time, end_time, confidence, hits, status, created_at FROM violations, n""")
+    total = db.query("SELECT count(*) AS n FROM violations")[0]["n"]
+    assert total == 2504
+    first = client.get("/").text
+    assert f'<strong id="total">{total}</strong>' in first and f"第 1 / {-(-total // 50)} 页" in first
+    pending = db.query("SELECT count(*) AS n FROM violations WHERE status = 'pending'")[0]["n"]
+    seen: list[int] = []
+    for page in range(1, -(-total // 50) + 1):
+        seen += listed_ids(client.get(f"/?page={page}").text)
+    assert len(seen) == total and len(set(seen)) == total
+    statuses = {r["id"]: r["status"] for r in db.query("SELECT id, status FROM violations")}
+    assert all(statuses[i] == "pending" for i in seen[:pending]) and "pending" not in {statuses[i] for i in seen[pending:]}
+    assert len(listed_ids(client.get("/?page=999").text)) == (total % 50 or 50)  # clamped to the last page
+
+
+# -- decisions and roles ---------------------------------------------------------------------------------
+
+
+def test_assessor_can_read_and_export_but_not_decide(client, db):
+    token = logged_in(client, "asa")
+    g = vid(db, "garbage", "城关镇")
+    page = client.get(f"/v/{g}").text
+    assert "只读" in page and 'id="f-confirm"' not in page
+    before = snapshot(db)
+    for url, form in ((f"/v/{g}/decide", {"action": "confirm"}),
+                      (f"/v/{g}/decide", {"action": "reject", "reason": "duplicate"}),
+                      ("/batch", {"action": "confirm", "ids": str(g)})):
+        assert client.post(url, data={**form, "csrf_token": token}, follow_redirects=False).status_code == 403
+    assert snapshot(db) == before
+    r = client.post("/export", data={"csrf_token": token, "q": "district=城关镇"})
+    assert r.status_code == 200 and r.content.startswith("\ufeff编号".encode())
+    assert len(r.text.strip().splitlines()) == 3 and "暴露垃圾 Exposed garbage" in r.text
+    assert db.query("SELECT actor FROM custody WHERE event = 'review_export'") == [{"actor": "asa"}]
+
+
+def test_analyst_decisions_are_recorded_with_history_and_advance(client, db):
+    token = logged_in(client, "ana")
+    g, p = vid(db, "garbage", "城关镇"), vid(db, "parking", "城关镇")
+    q = "district=城关镇"
+
+    def decide(v: int, **form: str):
+        return client.post(f"/v/{v}/decide", data={**form, "csrf_token": token, "q": q}, follow_redirects=False)
+
+    assert decide(g, action="reject").status_code == 400  # a reject needs a reason
+    assert decide(g, action="trim", start_s="3", end_s="2").status_code == 400
+    assert decide(g, action="note", note="  ").status_code == 400
+    r = decide(g, action="relabel", category="stall")
+    assert r.status_code == 303 and r.headers["location"] == f"/v/{g}?{q}&m=relabel"  # still pending: stays
+    assert decide(g, action="relabel", category="stall").headers["location"].endswith("m=same_category")
+    assert decide(g, action="trim", start_s="1.75", end_s="3.25").status_code == 303
+    assert decide(g, action="note", note="车牌清晰 <b>").status_code == 303
+    r = decide(g, action="confirm")
+    assert r.headers["location"] == f"/v/{p}?{q}&m=confirm"  # the next pending item opens
+    r = decide(p, action="reject", reason="unclear_footage")
+    assert r.headers["location"] == f"/?{q}&m=done"  # none left under this filter
+    rows = db.query("SELECT user, action, category, reason, note, start_s, end_s FROM decisions"
+                    " WHERE violation_id IN (?, ?) ORDER BY id", [g, p])
+    assert [(d["user"], d["action"]) for d in rows] == [
+        ("ana", "relabel"), ("ana", "trim"), ("ana", "note"), ("ana", "confirm"), ("ana", "reject")]
+    assert rows[0]["category"] == "stall" and rows[4]["reason"] == "unclear_footage" and rows[2]["note"] == "车牌清晰 <b>"
+    v = {r["id"]: r for r in db.query("SELECT * FROM violations WHERE id IN (?, ?)", [g, p])}
+    assert (v[g]["status"], v[g]["category"], v[g]["start_s"], v[g]["end_s"]) == ("confirmed", "stall", 1.75, 3.25)
+    assert v[p]["status"] == "rejected"
+    page = client.get(f"/v/{g}").text
+    assert "占道经营" in page and "已确认" in page and "改为 占道经营" in page and "1.75–3.25 秒" in page
+    assert "车牌清晰 &lt;b&gt;" in page  # notes are escaped, never markup
+    assert re.search(r"<td>ana</td><td>确认</td>", page)
+
+
+def test_review_page_shows_the_evidence(client, db):
+    logged_in(client, "ana")
+    g, p = vid(db, "garbage", "城关镇"), vid(db, "parking", "城关镇")
+    v = db.query("SELECT s.sha256 FROM violations v JOIN sources s ON s.id = v.source_id WHERE v.id = ?", [g])[0]
+    page = client.get(f"/v/{g}").text
+    assert "暴露垃圾" in page and "Exposed garbage" in page and "2024-05-01 09:00:01" in page
+    assert v["sha256"] in page and "城关镇" in page and "91%" in page
+    assert f'href="/v/{p}?"' in page  # the other violation in the same footage
+    src = re.search(r'<video id="clip"[^>]*src="([^"]+)"', page).group(1)
+    assert client.get(src, headers={"Range": "bytes=0-99"}).status_code == 206
+    assert client.get(re.search(r'<img id="keyframe" src="([^"]+)"', page).group(1)).content[:2] == b"\xff\xd8"
+    assert client.get("/v/99999").status_code == 404
+
+
+def test_batch_reject_records_one_decision_per_item(client, db):
+    token = logged_in(client, "ana")
+    g, p = vid(db, "garbage", "城关镇"), vid(db, "parking", "城关镇")
+    form = {"csrf_token": token, "action": "reject", "ids": [str(g), str(p), "99999"], "q": ""}
+    assert client.post("/batch", data={**form, "reason": "bogus"}, follow_redirects=False).status_code == 400
+    r = client.post("/batch", data={**form, "reason": "duplicate"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/?m=batch&n=2"
+    assert [(d["violation_id"], d["reason"]) for d in db.query("SELECT * FROM decisions WHERE user = 'ana'")] == [
+        (g, "duplicate"), (p, "duplicate")]
+    assert {r["status"] for r in db.query("SELECT status FROM violations WHERE id IN (?, ?)", [g, p])} == {"rejected"}
+
+
+# -- login protection ----------------------------------------------------------------------------------
+
+
+def test_login_throttling_blocks_after_five_failures(app, client):
+    clock = [1000.0]
+    app.state.review.throttle.clock = lambda: clock[0]
+    for _ in range(5):
+        r = login(client, "ana", "wrong-password")
+        assert r.status_code == 401 and "用户名或密码错误" in r.text
+    r = login(client, "ana")  # even the right password is refused while blocked
+    assert r.status_code == 429 and "次数过多" in r.text
+    assert login(client, "adm").status_code == 303  # another user from the same address is not blocked
+    clock[0] += 301
+    assert login(client, "ana").status_code == 303
+
+
+def test_disabled_user_cannot_log_in_and_loses_open_sessions(client, rws):
+    r = login(client, "gone")
+    assert r.status_code == 403 and "已停用" in r.text
+    assert client.get("/", follow_redirects=False).status_code == 302
+    logged_in(client, "ana")
+    commands.user_disable(rws, "ana")
+    assert client.get("/", follow_redirects=False).status_code == 302
+
+
+# -- user commands ---------------------------------------------------------------------------------------
+
+
+def test_user_add_validates_and_user_list_hides_hashes(rws):
+    for name, role, password, message in (
+        ("bob", "boss", "long-enough", "unknown role"),
+        ("bob", "analyst", "short", "at least 8"),
+        ("", "analyst", "long-enough", "user name"),
+        ("b b", "analyst", "long-enough", "user name"),
+        ("ana", "analyst", "long-enough", "already exists"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            commands.user_add(rws, name, role, password)
+    commands.user_add(rws, "bob", "assessor", "long-enough")
+    users = {u["name"]: u for u in commands.user_list(rws)}
+    assert users["bob"]["role"] == "assessor" and users["gone"]["disabled"] is True
+    assert all("password_hash" not in u for u in users.values())
+    stored = Store(rws.db_path).user("bob")["password_hash"]
+    assert stored.startswith("$argon2") and "long-enough" not in stored
+    with pytest.raises(LookupError):
+        commands.user_disable(rws, "nobody")
+
+
+def test_serve_refuses_a_workspace_without_a_database(tmp_path):
+    with pytest.raises(ValueError, match="no evidence database"):
+        commands.serve(Workspace(tmp_path / "empty"), config_mod.load())
+
+
+def test_secret_file_is_reused_across_restarts(rws, client):
+    logged_in(client, "ana")
+    cookie = client.cookies.get("vaudit_session")
+    again = TestClient(create_app(rws, config_mod.load()))
+    again.cookies.set("vaudit_session", cookie)
+    assert again.get("/", follow_redirects=False).status_code == 200
