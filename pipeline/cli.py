@@ -320,6 +320,70 @@ def backup(dest: Annotated[Path, typer.Argument(help="Folder or .db file to writ
     out.print(f"backup {m['database']} ({m['size']} bytes, sha256 {m['sha256'][:16]}…), integrity {m['integrity_check']}")
 
 
+user_app = typer.Typer(help="Accounts for the review web app (analyst, assessor, admin).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; keep 127.0.0.1 unless behind a TLS proxy.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    secure_cookies: Annotated[bool, typer.Option("--secure-cookies", help="Mark cookies Secure (HTTPS).")] = False,
+    config: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Start the review workstation (web app) over this workspace."""
+    from .review import commands
+
+    with _friendly():
+        cfg = _config(config)
+        try:
+            commands.serve(state.workspace, cfg, host, port, secure_cookies=secure_cookies)
+        except (ValueError, LookupError) as e:
+            raise ConfigError(str(e)) from None
+
+
+def _password(prompt: bool) -> str:
+    if not sys.stdin.isatty() or not prompt:
+        return sys.stdin.readline().rstrip("\n")
+    return typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+@user_app.command("add")
+def user_add(name: str, role: Annotated[str, typer.Option(help="analyst | assessor | admin")] = "analyst") -> None:
+    """Create an account; the password is prompted for (or read from stdin)."""
+    from .review import commands
+
+    with _friendly():
+        try:
+            commands.user_add(state.workspace, name, role, _password(True))
+        except (ValueError, LookupError) as e:
+            raise ConfigError(str(e)) from None
+    out.print(f"user {name} ({role}) added")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Accounts with role and state."""
+    from .review import commands
+
+    with _friendly():
+        for u in commands.user_list(state.workspace):
+            out.print(f"{u['name']}\t{u['role']}\t{'disabled' if u['disabled'] else 'active'}")
+
+
+@user_app.command("disable")
+def user_disable(name: str) -> None:
+    """Disable an account; its open sessions stop working."""
+    from .review import commands
+
+    with _friendly():
+        try:
+            commands.user_disable(state.workspace, name)
+        except (ValueError, LookupError) as e:
+            raise ConfigError(str(e)) from None
+    out.print(f"user {name} disabled")
+
+
 def main() -> None:
     app()
 

@@ -13,17 +13,30 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+import zipfile
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import builders
+import cv2
 import pytest
 from builders import Known, build_workspace
+from PIL import Image
 
 from pipeline import config as config_mod
-from pipeline.export import counts, parse_period, write_counts
+from pipeline import custody
+from pipeline.export import (
+    PackError,
+    RedactionError,
+    charts,
+    counts,
+    pack,
+    parse_period,
+    redact,
+    write_counts,
+)
 
 CN = timezone(timedelta(hours=8))
-UTC = timezone.utc
 A, B, C = "城关镇", "东城街道", "西湖乡"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -199,3 +212,279 @@ def test_csv_json_xlsx_agree_with_the_table(built, november, tmp_path):
         assert ws.column_dimensions["A"].width >= 2 * len(str(ws["A1"].value))
     with pytest.raises(ValueError, match="bad format"):
         write_counts(t, "pdf", tmp_path / "c.pdf")
+
+
+def test_charts_are_real_images_with_chinese_text(built, november, tmp_path):
+    import warnings
+
+    _, store, cfg = built
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = charts(store, cfg, november, tmp_path / "charts")
+    assert not [w for w in caught if "missing from font" in str(w.message)]  # the CJK font was used
+    assert [p.name for p in paths] == ["by_district_2026-11.png", "trend_2026-11.png"]
+    for p in paths:
+        with Image.open(p) as im:
+            im.verify()
+        with Image.open(p) as im:
+            assert im.format == "PNG" and im.width >= 600 and im.height >= 400
+            assert len(im.convert("RGB").getcolors(1 << 20)) > 50  # drawn, not blank
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_verifier(pack_dir: Path, target: Path | None = None) -> subprocess.CompletedProcess:
+    """The pack's own script, run by a bare interpreter in isolated mode: standard library only."""
+    args = [sys.executable, "-I", str(pack_dir / "verify_pack.py")] + ([str(target)] if target else [])
+    return subprocess.run(args, check=False, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def made_pack(built, november, tmp_path_factory):
+    ws, store, cfg = built
+    before = {p: sha256(p) for p in ws.root.rglob("*") if p.is_file() and p.suffix in (".mp4", ".jpg")}
+    out = pack(ws, store, cfg, november, tmp_path_factory.mktemp("packs") / "2026-11", actor="assessor1")
+    assert {p: sha256(p) for p in before} == before  # evidence untouched
+    return out
+
+
+def test_pack_manifest_lists_every_file_with_hash_and_ids(built, made_pack):
+    _, store, _ = built
+    manifest = json.loads((made_pack / "manifest.json").read_text(encoding="utf-8"))
+    on_disk = {p.relative_to(made_pack).as_posix() for p in made_pack.rglob("*") if p.is_file()}
+    assert {f["path"] for f in manifest["files"]} == on_disk - {"manifest.json"}
+    for f in manifest["files"]:
+        assert (f["sha256"], f["size"]) == (sha256(made_pack / f["path"]), (made_pack / f["path"]).stat().st_size)
+    expected = {r["id"] for r in store.query(
+        """SELECT v.id FROM violations v JOIN sources s ON s.id = v.source_id WHERE v.run_id = s.current_run_id
+           AND v.status = 'confirmed' AND datetime(v.start_time) >= '2026-10-31 16:00:00'
+           AND datetime(v.start_time) < '2026-11-30 16:00:00'""")}
+    assert set(manifest["violations"]) == expected and len(expected) == 7
+    media = [f for f in manifest["files"] if f["role"] in ("clip", "proxy", "keyframe")]
+    assert {(f["violation_id"], f["role"]) for f in media} >= {(v, k) for v in expected for k in ("clip", "keyframe")}
+    for f in media:  # each copy is byte-identical to the artifact row it names
+        art = store.query("SELECT * FROM artifacts WHERE id = ?", [f["artifact_id"]])[0]
+        assert (art["violation_id"], art["path"], art["sha256"]) == (f["violation_id"], f["original_path"], f["sha256"])
+        v = store.query("SELECT source_id, run_id FROM violations WHERE id = ?", [f["violation_id"]])[0]
+        assert (v["source_id"], v["run_id"]) == (f["source_id"], f["run_id"])
+    for vid in expected:
+        excerpt = json.loads((made_pack / "custody" / f"{vid}.json").read_text(encoding="utf-8"))
+        assert excerpt["violation"]["id"] == vid and excerpt["violation"]["status"] == "confirmed"
+        events = [e["event"] for e in excerpt["custody"]]
+        assert {"source_ingested", "violation_created", "decision_confirm"} <= set(events)
+        for e in excerpt["custody"]:  # an excerpt is not a contiguous chain, but each entry hashes from its prev
+            entry = {k: e[k] for k in ("seq", "at", "actor", "event", "entity", "entity_id", "payload")}
+            assert custody.entry_hash(e["prev_hash"], entry) == e["hash"]
+    html = (made_pack / "index.html").read_text(encoding="utf-8")
+    assert "2026年11月" in html and html.count('class="card"') == 7 and "http" not in html  # self-contained
+
+
+def test_pack_is_logged_in_custody(built, made_pack):
+    _, store, _ = built
+    events = store.query("SELECT actor, payload FROM custody WHERE event = 'export_pack' AND actor = 'assessor1'")
+    payload = json.loads(events[0]["payload"])
+    assert events[0]["actor"] == "assessor1" and payload["period"] == "2026-11" and len(payload["violations"]) == 7
+    assert payload["manifest_sha256"] == sha256(made_pack / "manifest.json")
+    assert custody.verify(store.conn) == []
+
+
+def test_verify_pack_catches_tampering(made_pack, tmp_path):
+    ok = run_verifier(made_pack)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    flipped = shutil.copytree(made_pack, tmp_path / "flipped")
+    clip = next((flipped / "media").rglob("clip.mp4"))
+    data = bytearray(clip.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    clip.write_bytes(bytes(data))
+    bad = run_verifier(flipped)
+    assert bad.returncode == 1 and clip.relative_to(flipped).as_posix() in bad.stdout
+
+    # a forger edits a custody excerpt and even updates the manifest to match: the entry hash still breaks
+    edited = shutil.copytree(made_pack, tmp_path / "edited")
+    excerpt_path = next((edited / "custody").glob("*.json"))
+    excerpt = json.loads(excerpt_path.read_text(encoding="utf-8"))
+    created = next(e for e in excerpt["custody"] if e["event"] == "violation_created")
+    created["payload"]["confidence"] = 0.99
+    excerpt_path.write_text(json.dumps(excerpt, ensure_ascii=False, indent=2), encoding="utf-8")
+    manifest = json.loads((edited / "manifest.json").read_text(encoding="utf-8"))
+    for f in manifest["files"]:
+        if f["path"] == excerpt_path.relative_to(edited).as_posix():
+            f["sha256"], f["size"] = sha256(excerpt_path), excerpt_path.stat().st_size
+    (edited / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    bad = run_verifier(edited)
+    assert bad.returncode == 1 and f"custody entry {created['seq']} altered" in bad.stdout
+
+    added = shutil.copytree(made_pack, tmp_path / "added")
+    (added / "media" / "extra.jpg").write_bytes(b"x")
+    assert run_verifier(added).returncode == 1
+
+
+def test_pack_as_zip_one_district(built, november, tmp_path):
+    ws, store, cfg = built
+    out = pack(ws, store, cfg, november, tmp_path / "城关镇-2026-11.zip", district=A)
+    assert out.is_file() and not list(tmp_path.glob(".*partial*"))
+    manifest = json.loads(zipfile.ZipFile(out).read("manifest.json"))
+    assert manifest["district"] == A and len(manifest["violations"]) == 3
+    extracted = tmp_path / "x"
+    zipfile.ZipFile(out).extractall(extracted)
+    assert run_verifier(extracted, out).returncode == 0
+    with pytest.raises(PackError, match="already exists"):
+        pack(ws, store, cfg, november, out)
+
+
+def test_pack_refuses_altered_evidence(built, november, tmp_path):
+    ws, store, cfg = built
+    kf = ws.abs(store.query("SELECT path FROM artifacts WHERE kind = 'keyframe' ORDER BY id LIMIT 1")[0]["path"])
+    original = kf.read_bytes()
+    try:
+        kf.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(PackError, match="does not match the sha256"):
+            pack(ws, store, cfg, november, tmp_path / "p")
+    finally:
+        kf.write_bytes(original)
+    assert not (tmp_path / "p").exists() and not list(tmp_path.iterdir())
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_pack_page_renders_every_image_and_video(made_pack):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            failed: list[str] = []
+            # ERR_ABORTED is our own v.load() below cancelling the metadata-only request; anything else is real
+            page.on("requestfailed", lambda r: "ERR_ABORTED" in (r.failure or "") or failed.append(r.url))
+            page.goto(made_pack.joinpath("index.html").as_uri())
+            page.wait_for_load_state("load")
+            state = page.evaluate("""async () => {
+              const videos = [...document.querySelectorAll('video')];
+              await Promise.all(videos.map(v => new Promise(done => {
+                if (v.readyState >= 2) return done();
+                v.addEventListener('loadeddata', done); v.addEventListener('error', done);
+                v.preload = 'auto'; v.load(); setTimeout(done, 10000);
+              })));
+              return {images: [...document.images].map(i => [i.getAttribute('src'), i.naturalWidth]),
+                      videos: videos.map(v => [v.getAttribute('src'), v.readyState, v.error && v.error.code])};
+            }""")
+            assert len(state["images"]) == 2 + 7 and len(state["videos"]) == 7
+            assert [src for src, width in state["images"] if width == 0] == []
+            assert [v for v in state["videos"] if v[1] < 2 or v[2] is not None] == []
+            assert failed == []
+            assert page.locator("h1").inner_text().startswith("2026年11月")
+            if os.environ.get("VAUDIT_SCREENSHOTS") == "1":
+                page.evaluate("document.querySelectorAll('video').forEach(v => { v.currentTime = 1; })")
+                page.wait_for_timeout(500)
+                page.screenshot(path=str(ROOT / "docs" / "export-pack.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+needs_cascades = pytest.mark.skipif(not redact.available(),
+                                    reason="this OpenCV has no Haar cascades (OpenCV 5 removed them)")
+
+
+def _face() -> Path:
+    from matplotlib import cbook
+
+    return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))  # a real portrait matplotlib ships
+
+
+def _plate_image(path: Path) -> Path:
+    """A street-grey frame with a white plate and black characters, as a rear number plate looks."""
+    from PIL import ImageDraw, ImageFont
+
+    im = Image.new("RGB", (640, 360), (90, 90, 90))
+    d = ImageDraw.Draw(im)
+    font = ImageFont.truetype("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc", 40)
+    d.rectangle((150, 150, 470, 214), fill=(245, 245, 245), outline=(0, 0, 0), width=4)
+    d.text((165, 150), "A123BC 77", font=font, fill=(0, 0, 0))
+    im.save(path, quality=95)
+    return path
+
+
+def _diff(a: Path, b: Path, box: tuple[int, int, int, int]) -> tuple[float, float]:
+    """Mean absolute pixel difference inside ``box`` (x, y, w, h), and outside it grown by a quarter (the
+    blur covers a margin round the detection)."""
+    import numpy as np
+
+    x = np.asarray(Image.open(a).convert("L"), float)
+    y = np.asarray(Image.open(b).convert("L"), float)
+    inside, near = np.zeros(x.shape, bool), np.zeros(x.shape, bool)
+    bx, by, bw, bh = box
+    inside[by:by + bh, bx:bx + bw] = True
+    near[max(0, by - bh // 4):by + bh + bh // 4, max(0, bx - bw // 4):bx + bw + bw // 4] = True
+    d = np.abs(x - y)
+    return float(d[inside].mean()), float(d[~near].mean())
+
+
+@needs_cascades
+def test_blur_pixelates_faces_and_plates(tmp_path):
+    r = redact.load_redactor(faces=True, plates=True)
+    face = _face()
+    found = r.detect(cv2.imread(str(face)))
+    assert len(found["faces"]) == 1
+    assert r.image(face, tmp_path / "face.jpg") == {"faces": 1, "plates": 0}
+    inside, outside = _diff(face, tmp_path / "face.jpg", found["faces"][0])
+    assert inside > 8 and outside < 3, (inside, outside)  # the face is gone, the rest is as it was
+    plate = _plate_image(tmp_path / "plate.jpg")
+    box = r.detect(cv2.imread(str(plate)))["plates"]
+    assert len(box) == 1 and r.image(plate, tmp_path / "plate_blurred.jpg")["plates"] == 1
+    inside, outside = _diff(plate, tmp_path / "plate_blurred.jpg", box[0])
+    assert inside > 8 and outside < 3, (inside, outside)
+
+
+def _face_video(path: Path, seconds: int, seed: int) -> Path:
+    """The builder's test pattern with a portrait in the corner: footage in which a face must be blurred."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         f"testsrc2=size=320x240:rate=25:duration={seconds}", "-loop", "1", "-i", str(_face()), "-f", "lavfi",
+         "-i", f"sine=frequency={300 + seed}:duration={seconds}", "-filter_complex",
+         "[1:v]scale=128:150[f];[0:v][f]overlay=16:16:shortest=1[v]", "-map", "[v]", "-map", "2:a",
+         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-shortest", str(path)],
+        check=True)
+    return path
+
+
+@needs_cascades
+def test_blurred_pack_changes_copies_never_originals(tmp_path, monkeypatch):
+    monkeypatch.setattr(builders, "_video", _face_video)
+    ws, store = build_workspace(tmp_path, [_k(A, "garbage", datetime(2026, 11, 3, 9, 0, tzinfo=CN), 2.0,
+                                              "confirmed", "face")])
+    cfg = config_mod.load()
+    arts = store.query("SELECT kind, path, sha256 FROM artifacts")
+    out = pack(ws, store, cfg, parse_period("2026-11", cfg.tz), tmp_path / "blurred", blur_faces=True,
+               blur_plates=True)
+    for a in arts:  # the evidence in the workspace is byte-for-byte what was recorded
+        assert sha256(ws.abs(a["path"])) == a["sha256"]
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    clip = next(f for f in manifest["files"] if f["role"] == "clip")
+    assert clip["redacted"]["faces"] > 0 and clip["sha256"] != clip["original_sha256"]
+    assert manifest["blurred"] == {"faces": True, "plates": True}
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(out / clip["path"])],
+        capture_output=True, text=True, check=True).stdout)
+    video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+    assert (video["codec_name"], video["pix_fmt"]) == ("h264", "yuv420p")
+    assert any(s["codec_type"] == "audio" for s in probe["streams"])
+    assert run_verifier(out).returncode == 0
+    store.close()
+
+
+@pytest.mark.skipif(redact.available(), reason="this OpenCV has the cascades")
+def test_blur_without_cascades_fails_before_writing(built, november, tmp_path):
+    ws, store, cfg = built
+    logged = store.query("SELECT count(*) n FROM custody WHERE event = 'export_pack'")[0]["n"]
+    with pytest.raises(RedactionError, match="Haar cascades"):
+        pack(ws, store, cfg, november, tmp_path / "p", blur_faces=True)
+    assert list(tmp_path.iterdir()) == []
+    assert store.query("SELECT count(*) n FROM custody WHERE event = 'export_pack'")[0]["n"] == logged

@@ -39,11 +39,10 @@ class PackError(Exception):
 
 
 def pack_violations(store: Store, period: Period, district: str | None = None) -> list[dict]:
-    """Confirmed current violations filmed in the period (optionally one district), in meeting order."""
+    """Confirmed current violations filmed in the period (optionally one district), oldest first."""
     rows = store.violations(status="confirmed", district=district)
     dated = [(r, datetime.fromisoformat(r["start_time"]).astimezone(period.tz)) for r in rows if r["start_time"]]
-    return [{**r, "when": when} for r, when in sorted(dated, key=lambda p: (p[0]["district"] or "", p[1]))
-            if period.contains(when)]
+    return [{**r, "when": when} for r, when in sorted(dated, key=lambda p: p[1]) if period.contains(when)]
 
 
 def _artifacts(store: Store, violation_ids: list[int]) -> list[dict]:
@@ -173,7 +172,8 @@ body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;m
 h1{font-size:26px;margin-bottom:4px}.meta{color:#666;margin-bottom:20px}
 table{border-collapse:collapse;margin:12px 0}th,td{border:1px solid #bbb;padding:4px 10px;text-align:right}
 th{background:#f0f0f0}td:nth-child(2),th:nth-child(2){text-align:left}tr:last-child td{font-weight:bold}
-.charts img{max-width:48%;margin-right:1%;border:1px solid #ddd}
+.charts img{display:block;max-width:min(100%,1000px);margin-bottom:12px;border:1px solid #ddd}
+h3{border-left:5px solid #c0392b;padding-left:8px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:16px}
 .card{border:1px solid #ccc;border-radius:6px;padding:10px;break-inside:avoid}
 .card img,.card video{width:100%;display:block;margin-bottom:6px;background:#000}
@@ -195,7 +195,7 @@ def _card(cfg: Config, v: dict, media: dict[str, str]) -> str:
     label = cfg.categories[v["category"]].zh if v["category"] in cfg.categories else v["category"]
     return f"""<div class="card" id="v{v['id']}">
 <img src="{e(media['keyframe'])}" alt="违规 {v['id']} 关键帧">
-{f'<video controls preload="metadata" src="{e(video)}"></video>' if video else '<p>（无视频）</p>'}
+{f'<video controls preload="metadata" src="{e(video)}#t=0.1"></video>' if video else '<p>（无视频）</p>'}
 <dl><dt>编号</dt><dd>{v['id']}</dd><dt>类别</dt><dd class="tag">{e(label)}</dd>
 <dt>区域</dt><dd>{e(v['district'] or UNKNOWN_DISTRICT)}</dd>
 <dt>时间</dt><dd>{v['when'].strftime('%Y-%m-%d %H:%M:%S')}</dd>
@@ -216,7 +216,12 @@ def render_index(cfg: Config, table: CountsTable, items: list[dict], files: list
                           for p in chart_paths)
     scope = district or "全部区域"
     note = "（人脸/车牌已做模糊处理）" if blurred else ""
-    cards = "\n".join(_card(cfg, v, media.get(v["id"], {})) for v in items) or "<p>本期无已确认的违规。</p>"
+    sections = []
+    for name in [r.key for r in table.rows] + sorted({v["district"] for v in items} - {r.key for r in table.rows}):
+        group = [v for v in items if (v["district"] or UNKNOWN_DISTRICT) == name]
+        if group:  # districts in ranking order, worst first
+            cards = "\n".join(_card(cfg, v, media.get(v["id"], {})) for v in group)
+            sections.append(f'<h3>{html.escape(name)}（{len(group)} 起）</h3><div class="cards">{cards}</div>')
     made = datetime.now(cfg.tz).strftime("%Y-%m-%d %H:%M")
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{html.escape(table.period_zh)} 问题曝光材料</title>
@@ -228,6 +233,6 @@ def render_index(cfg: Config, table: CountsTable, items: list[dict], files: list
 <h2>各区域排名</h2>{_table_html(wide_rows(table))}
 <h2>图表</h2><div class="charts">{charts_html}</div>
 <h2>违规明细（{len(items)} 起{'，' + html.escape(district) if district else ''}）</h2>
-<div class="cards">{cards}</div>
+{"".join(sections) or "<p>本期无已确认的违规。</p>"}
 </body></html>
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import mimetypes
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -191,6 +192,11 @@ def _filters(request: Request, params: dict[str, str] | None = None) -> Filters:
     return Filters.parse(params if params is not None else dict(request.query_params), _rv(request).cfg)
 
 
+def _posted_filters(request: Request, form: Mapping[str, object]) -> Filters:
+    """The queue view a form came from (its ``q`` field), re-parsed so only valid filters survive."""
+    return _filters(request, dict(parse_qsl(str(form.get("q", "")))))
+
+
 def _int(value: object, default: int) -> int:
     try:
         return int(str(value))
@@ -226,7 +232,7 @@ async def batch(request: Request) -> Response:
     """Confirm or reject many violations at once; each is its own decision (and custody entry)."""
     review = _rv(request)
     form = await request.form()
-    qs = str(form.get("q", ""))
+    qs = _posted_filters(request, form).query_string()
     what, reason = str(form.get("action", "")), str(form.get("reason", "")) or None
     if what not in ("confirm", "reject") or (what == "reject" and reason not in REJECT_REASONS):
         return review.error(request, 400, "批量操作须为确认，或附驳回原因的驳回。")
@@ -252,7 +258,7 @@ async def export_csv(request: Request) -> Response:
     """The filtered queue as CSV (UTF-8 with BOM so Excel shows Chinese); the export is logged."""
     review = _rv(request)
     form = await request.form()
-    f = _filters(request, dict(parse_qsl(str(form.get("q", "")))))
+    f = _posted_filters(request, form)
     rows = queries.all_matching(review.store, f, review.cfg.tz)
     buf = io.StringIO()
     out = csv.writer(buf)
@@ -326,13 +332,13 @@ async def decide(request: Request) -> Response:
     if v is None:
         return review.error(request, 404, f"没有编号为 {vid} 的违规记录。")
     form = {k: str(val) for k, val in (await request.form()).items()}
-    qs = form.get("q", "")
+    f = _posted_filters(request, form)
+    qs = f.query_string()
     d = _decision(form, v, request.state.user["name"], review.cfg)
     if isinstance(d, str):
         return review.error(request, 400, d)
     if d.action == "relabel" and d.category == v["category"]:
         return RedirectResponse(f"/v/{vid}?{_join(qs, 'm=same_category')}", status_code=303)
-    f = _filters(request, dict(parse_qsl(qs)))
     following = queries.next_pending(review.store, f, review.cfg.tz, vid)
     try:
         review.store.record_decision(d)
