@@ -263,7 +263,7 @@ def _write_xlsx(data: dict[str, list[list]], path: Path) -> None:
         for cell in ws[1]:
             cell.font = Font(bold=True)
             cell.alignment = Alignment(horizontal="center")
-        if rows and rows[-1] and rows[-1][0:2].count("合计"):
+        if rows and "合计" in rows[-1][:2]:  # the totals row
             for cell in ws[ws.max_row]:
                 cell.font = Font(bold=True)
         ws.freeze_panes = "A2"

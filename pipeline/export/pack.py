@@ -106,28 +106,12 @@ def pack(ws: Workspace, store: Store, cfg: Config, period: Period, out: Path, di
     out = Path(out).absolute()
     _check_target(out)
     redactor = load_redactor(blur_faces, blur_plates)  # before any work: a blur we cannot do is an error
-    out.parent.mkdir(parents=True, exist_ok=True)
     items = pack_violations(store, period, district)
+    out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     partial_zip = out.with_name(f".{out.name}.partial")
-    # a blurred clip is re-encoded to H.264 and plays anywhere, so the proxy is not needed (nor blurred twice)
-    arts = [a for a in _artifacts(store, [v["id"] for v in items]) if not (redactor and a["kind"] == "proxy")]
     try:
-        source_of = {v["id"]: v["source_id"] for v in items}
-        files = [_copy_evidence(ws, a, source_of[a["violation_id"]], stage, redactor) for a in arts]
-        for v in items:
-            _write_json(stage / "custody" / f"{v['id']}.json", _custody_excerpt(store, v["id"]))
-            files.append({"path": f"custody/{v['id']}.json", "role": "custody", "violation_id": v["id"],
-                          "source_id": v["source_id"]})
-        table = counts(store, cfg, period)
-        write_counts(table, "xlsx", stage / f"counts_{period.label}.xlsx")
-        chart_paths = charts(store, cfg, period, stage / "charts")
-        shutil.copyfile(VERIFIER, stage / "verify_pack.py")
-        (stage / "index.html").write_text(
-            render_index(cfg, table, items, files, chart_paths, stage, district, redactor is not None), "utf-8")
-        for rel in ["index.html", "verify_pack.py", f"counts_{period.label}.xlsx",
-                    *(p.relative_to(stage).as_posix() for p in chart_paths)]:
-            files.append({"path": rel, "role": "report"})
+        files = _fill(stage, ws, store, cfg, period, items, district, redactor)
         manifest = _manifest(store, stage, files, period, district, items, blur_faces, blur_plates, actor)
         _write_json(stage / "manifest.json", manifest)
         built = _zip(stage, partial_zip) if out.suffix.lower() == ".zip" else stage
@@ -140,6 +124,28 @@ def pack(ws: Workspace, store: Store, cfg: Config, period: Period, out: Path, di
         shutil.rmtree(stage, ignore_errors=True)
         partial_zip.unlink(missing_ok=True)
     return out
+
+
+def _fill(stage: Path, ws: Workspace, store: Store, cfg: Config, period: Period, items: list[dict],
+          district: str | None, redactor: Redactor | None) -> list[dict]:
+    """Write every file of the pack except the manifest; returns their manifest entries (without hashes)."""
+    # a blurred clip is re-encoded to H.264 and plays anywhere, so the proxy is not needed (nor blurred twice)
+    arts = [a for a in _artifacts(store, [v["id"] for v in items]) if not (redactor and a["kind"] == "proxy")]
+    source_of = {v["id"]: v["source_id"] for v in items}
+    files = [_copy_evidence(ws, a, source_of[a["violation_id"]], stage, redactor) for a in arts]
+    for v in items:
+        _write_json(stage / "custody" / f"{v['id']}.json", _custody_excerpt(store, v["id"]))
+        files.append({"path": f"custody/{v['id']}.json", "role": "custody", "violation_id": v["id"],
+                      "source_id": v["source_id"]})
+    table = counts(store, cfg, period)
+    write_counts(table, "xlsx", stage / f"counts_{period.label}.xlsx")
+    chart_paths = charts(store, cfg, period, stage / "charts")
+    shutil.copyfile(VERIFIER, stage / "verify_pack.py")
+    (stage / "index.html").write_text(
+        render_index(cfg, table, items, files, chart_paths, stage, district, redactor is not None), "utf-8")
+    reports = ["index.html", "verify_pack.py", f"counts_{period.label}.xlsx",
+               *(p.relative_to(stage).as_posix() for p in chart_paths)]
+    return files + [{"path": rel, "role": "report"} for rel in reports]
 
 
 def _manifest(store: Store, stage: Path, files: list[dict], period: Period, district: str | None,

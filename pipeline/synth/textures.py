@@ -192,7 +192,7 @@ def _draw_segment(img, col, row, side, kerb_x, strip_w, seg: KerbSegment) -> Non
         white = (230, 230, 230)
         for z in np.arange(seg.z0, seg.z1 + 0.01, 6.0):
             cv2.line(img, (c0, row(z)), (c1, row(z)), white, lw)
-    elif seg.kind == "hatch":
+    elif seg.kind == "hatch" and r1 > r0 and c1 > c0:  # a segment clipped to nothing draws nothing
         yellow = (30, 180, 235)
         roi = img[r0:r1, c0:c1].copy()
         rh, rw = roi.shape[:2]
