@@ -320,6 +320,92 @@ def backup(dest: Annotated[Path, typer.Argument(help="Folder or .db file to writ
     out.print(f"backup {m['database']} ({m['size']} bytes, sha256 {m['sha256'][:16]}…), integrity {m['integrity_check']}")
 
 
+export_app = typer.Typer(help="Counts, charts and the exposure-meeting pack for assessment staff.",
+                         no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+def _export_errors():
+    from .export import PackError, RedactionError
+
+    return PackError, RedactionError, ValueError
+
+
+@export_app.command("counts")
+def export_counts(
+    period: Annotated[str, typer.Option(help="2026-11 | 2026-Q4 | 2026")],
+    by: Annotated[str, typer.Option(help="district,category | district | category")] = "district,category",
+    status: Annotated[str, typer.Option(help="confirmed | pending | rejected | all")] = "confirmed",
+    fmt: Annotated[str, typer.Option("--format", help="csv | xlsx | json")] = "csv",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default: stdout for csv/json).")] = None,
+    config: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Violations per district x category for a period: totals, ranks, change, footage hours."""
+    import tempfile
+
+    from .export import counts, parse_period, write_counts
+
+    with _friendly():
+        cfg = _config(config)
+        try:
+            p = parse_period(period, cfg.tz)
+            table = counts(_store(), cfg, p, by=tuple(x.strip() for x in by.split(",")), status=status)
+            if output is None and fmt == "xlsx":
+                raise ValueError("--format xlsx needs -o FILE")
+            if output is None:
+                with tempfile.TemporaryDirectory() as d:
+                    path = write_counts(table, fmt, Path(d) / f"counts.{fmt}")
+                    sys.stdout.write(path.read_text(encoding="utf-8-sig"))
+                return
+            write_counts(table, fmt, output)
+        except _export_errors() as e:
+            raise ConfigError(str(e)) from None
+    out.print(f"wrote {output}")
+
+
+@export_app.command("charts")
+def export_charts(
+    period: Annotated[str, typer.Option(help="2026-11 | 2026-Q4 | 2026")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the PNG charts.")],
+    config: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """PNG charts: violations per district by category, and the 12-month trend per district."""
+    from .export import charts, parse_period
+
+    with _friendly():
+        cfg = _config(config)
+        try:
+            paths = charts(_store(), cfg, parse_period(period, cfg.tz), output)
+        except _export_errors() as e:
+            raise ConfigError(str(e)) from None
+    for p in paths:
+        out.print(f"wrote {p}")
+
+
+@export_app.command("pack")
+def export_pack(
+    period: Annotated[str, typer.Option(help="2026-11 | 2026-Q4 | 2026")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder or FILE.zip to create.")],
+    district: Annotated[str | None, typer.Option(help="Only this district's violation cards.")] = None,
+    blur_faces: Annotated[bool, typer.Option("--blur-faces", help="Blur faces in the pack's copies.")] = False,
+    blur_plates: Annotated[bool, typer.Option("--blur-plates", help="Blur licence plates in the copies.")] = False,
+    config: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """The exposure-meeting pack: index.html, clips, keyframes, custody excerpts, manifest, verify script."""
+    from .export import pack, parse_period
+
+    with _friendly():
+        cfg = _config(config)
+        try:
+            path = pack(state.workspace, _store(), cfg, parse_period(period, cfg.tz), output,
+                        district=cfg.canonical_district(district), blur_faces=blur_faces, blur_plates=blur_plates,
+                        actor="cli")
+        except _export_errors() as e:
+            raise ConfigError(str(e)) from None
+    out.print(f"pack written: {path} (check it with: python {path}/verify_pack.py)" if path.is_dir()
+              else f"pack written: {path}")
+
+
 user_app = typer.Typer(help="Accounts for the review web app (analyst, assessor, admin).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 

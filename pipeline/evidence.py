@@ -151,7 +151,7 @@ def annotate_keyframe(image: np.ndarray, boxes: list[tuple[tuple[float, float, f
         ty = max(0, bx[1] - fsize - 6)
         draw.rectangle((bx[0], ty, bx[0] + tw + 8, ty + fsize + 6), fill=color)
         draw.text((bx[0] + 4, ty + 2), label, font=font, fill=(255, 255, 255))
-    stamp = when.strftime("%Y-%m-%d %H:%M:%S %z") if when else f"t={t_s:.1f}s"
+    stamp = when.astimezone(cfg.tz).strftime("%Y-%m-%d %H:%M:%S %z") if when else f"t={t_s:.1f}s"
     footer = f"{stamp}  {place or UNKNOWN_DISTRICT}"
     tw = draw.textlength(footer, font=font)
     draw.rectangle((0, img.height - fsize - 10, tw + 12, img.height), fill=(0, 0, 0))

@@ -240,8 +240,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
             kf_t = next(f.t_s for f in frames if f.index == fidx)
             kf_path = stage / f"v{i}.jpg"
             when = src.wall_clock(kf_t)
-            evidence.annotate_keyframe(image, boxes, full, cfg, when.astimezone(cfg.tz) if when else None, kf_t,
-                                       src.district, kf_path)
+            evidence.annotate_keyframe(image, boxes, full, cfg, when, kf_t, src.district, kf_path)
             files.append(("keyframe", kf_path, kf_t, kf_t, None))
             staged.append(evidence.Staged(files))
             if progress:
