@@ -192,8 +192,12 @@ def _draw_segment(img, col, row, side, kerb_x, strip_w, seg: KerbSegment) -> Non
         white = (230, 230, 230)
         for z in np.arange(seg.z0, seg.z1 + 0.01, 6.0):
             cv2.line(img, (c0, row(z)), (c1, row(z)), white, lw)
-    elif seg.kind == "hatch" and r1 > r0 and c1 > c0:  # a segment clipped to nothing draws nothing
+    elif seg.kind == "hatch":
         yellow = (30, 180, 235)
+        r0, r1 = max(0, r0), min(img.shape[0], r1)  # segments may extend past the texture
+        c0, c1 = max(0, c0), min(img.shape[1], c1)
+        if r1 <= r0 or c1 <= c0:
+            return
         roi = img[r0:r1, c0:c1].copy()
         rh, rw = roi.shape[:2]
         for r in range(-rw, rh, int(1.0 * GROUND_PPM)):
