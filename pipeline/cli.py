@@ -274,6 +274,23 @@ def train(
 
 
 @app.command()
+def doctor(
+    config: Annotated[Path | None, typer.Option()] = None,
+    model: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Check ffmpeg, fonts, the model, the workspace and free disk; say what to fix."""
+    from .doctor import doctor as do_doctor
+
+    with _friendly():
+        checks = do_doctor(state.workspace, _config(config), model)
+    for c in checks:
+        mark = "[green]ok[/green]  " if c.ok else "[red]FAIL[/red]"
+        out.print(f"{mark} {c.name}: {c.detail}" + (f"\n      fix: {c.fix}" if c.fix else ""), highlight=False)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command()
 def verify(
     deep: Annotated[bool, typer.Option("--deep", help="Also re-hash every original (slow).")] = False,
 ) -> None:

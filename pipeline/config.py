@@ -33,6 +33,7 @@ class ModelConfig(_Strict):
     imgsz: int = Field(416, ge=64, le=2048, multiple_of=32)
     backend: Literal["torch", "onnx", "openvino"] = "torch"
     batch: int = Field(4, ge=1, le=64)
+    threads: int = Field(0, ge=0, le=256)  # inference threads for the onnx backend; 0 = let the runtime decide
     classes: dict[str, Literal["garbage", "parking", "stall"]] = Field(
         default_factory=lambda: {"garbage": "garbage", "illegal_parking": "parking", "stall": "stall"}
     )

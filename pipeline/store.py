@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import sqlite_utils
 
 from . import custody
@@ -152,7 +153,22 @@ def now_iso() -> str:
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """host:pid:start — the start time tells a live worker from a later process that reused its pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{int(psutil.Process().create_time())}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the worker holding a lease still runs. Workers on other hosts are trusted until expiry."""
+    try:
+        host, pid, start = (owner or "").rsplit(":", 2)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True
+    try:
+        return int(psutil.Process(int(pid)).create_time()) == int(start)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -294,6 +310,7 @@ class Store:
         """Lease the next source this run_key has not done. Expired leases (crashed workers) are taken over;
         a source that failed in this very run is not retried by it."""
         now = time.time()
+        self.expire_dead_leases()
         with self.tx() as c:
             row = c.execute(
                 """SELECT s.id FROM sources s LEFT JOIN jobs j ON j.source_id = s.id AND j.run_key = ?
@@ -316,6 +333,18 @@ class Store:
             )
         return Job(self.source(row[0]), run_id, run_key, owner)
 
+    def expire_dead_leases(self) -> int:
+        """A worker killed mid-source (SIGKILL, power cut) holds a lease until it expires; on this host we
+        can see it is gone and hand its source back at once."""
+        dead = [r["lease_owner"] for r in self.query(
+            "SELECT DISTINCT lease_owner FROM jobs WHERE status = 'processing' AND lease_expires >= ?", [time.time()])
+            if not owner_alive(r["lease_owner"])]
+        if dead:
+            with self.tx() as c:
+                c.executemany("UPDATE jobs SET lease_expires = 0 WHERE status = 'processing' AND lease_owner = ?",
+                              [(o,) for o in dead])
+        return len(dead)
+
     def renew_lease(self, job: Job, lease_s: float = LEASE_S) -> None:
         with self.tx() as c:
             c.execute(
@@ -333,6 +362,7 @@ class Store:
             custody.append(c, "source_failed", "source", job.source.id, {"run_id": job.run_id, "error": error})
 
     def active_leases(self, exclude_owner: str | None = None) -> list[dict]:
+        self.expire_dead_leases()
         return self.query(
             "SELECT source_id, lease_owner FROM jobs WHERE status = 'processing' AND lease_expires >= ?"
             " AND lease_owner IS NOT ?",
