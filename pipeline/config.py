@@ -131,7 +131,7 @@ class Config(_Strict):
 def _describe(err: ValidationError, origin: str) -> str:
     e = err.errors()[0]
     where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-    msg = e["msg"]
+    msg = " ".join(str(e["msg"]).split())
     if e["type"] == "extra_forbidden":
         msg = "unknown key"
     elif e["type"] == "literal_error":
@@ -154,7 +154,8 @@ def load(path: str | Path | None = None) -> Config:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{p}: not valid YAML{line}: {getattr(e, 'problem', e)}") from None
+        why = " ".join(str(getattr(e, "problem", None) or e).split())  # one line, whatever YAML says
+        raise ConfigError(f"{p}: not valid YAML{line}: {why}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping of keys at the top level, got {type(data).__name__}")
     try:
