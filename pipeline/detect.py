@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -128,26 +129,31 @@ def cache_dir() -> Path:
 
 
 def exported(yolo, sha256: str, fmt: str, imgsz: int) -> Path:
-    """The ONNX/OpenVINO export of these weights, made once (a few seconds) and cached by their hash."""
+    """The ONNX/OpenVINO export of these weights, made once (a few seconds) and cached by their hash.
+
+    Each process exports in a folder of its own and renames the result into place, so concurrent
+    workers starting together never see a half-written export.
+    """
     suffix = ".onnx" if fmt == "onnx" else "_openvino_model"
-    base = cache_dir() / f"{sha256[:16]}-{imgsz}"
-    target = base.with_name(base.name + suffix)
+    target = cache_dir() / f"{sha256[:16]}-{imgsz}{suffix}"
     if target.exists():
         return target
-    base.parent.mkdir(parents=True, exist_ok=True)
-    pt = base.with_suffix(".pt")
-    yolo.save(str(pt))
-    from ultralytics import YOLO
-
+    work = cache_dir() / f"tmp-{os.getpid()}"
+    work.mkdir(parents=True, exist_ok=True)
     try:
-        made = Path(YOLO(str(pt), task="detect").export(format=fmt, imgsz=imgsz, dynamic=True, simplify=True,
-                                                         verbose=False))
-    except Exception as e:  # noqa: BLE001 - missing exporter packages are a setup problem
-        raise ModelError(f"cannot export the model to {fmt} (is the '{fmt}' package installed?): {e}") from None
+        pt = work / "model.pt"
+        yolo.save(str(pt))
+        from ultralytics import YOLO
+
+        try:
+            made = Path(YOLO(str(pt), task="detect").export(format=fmt, imgsz=imgsz, dynamic=True, simplify=True,
+                                                             verbose=False))
+        except Exception as e:  # noqa: BLE001 - missing exporter packages are a setup problem
+            raise ModelError(f"cannot export the model to {fmt} (is the '{fmt}' package installed?): {e}") from None
+        if not target.exists():
+            os.replace(made, target)
     finally:
-        pt.unlink(missing_ok=True)
-    if made != target:
-        os.replace(made, target)
+        shutil.rmtree(work, ignore_errors=True)
     return target
 
 
