@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import psutil
 
@@ -47,7 +48,7 @@ class PeakRss:
             self.peak = max(self.peak, p.memory_info().rss)
             time.sleep(0.05)
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> Self:
         self._t.start()
         return self
 

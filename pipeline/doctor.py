@@ -27,7 +27,7 @@ def _ffmpeg() -> Check:
     exe = shutil.which("ffmpeg")
     if not exe or not shutil.which("ffprobe"):
         return Check("ffmpeg", False, "ffmpeg/ffprobe not on PATH", "sudo apt-get install -y ffmpeg")
-    first = subprocess.run([exe, "-version"], capture_output=True, text=True).stdout.splitlines()[0]
+    first = subprocess.run([exe, "-version"], capture_output=True, text=True, check=False).stdout.splitlines()[0]
     return Check("ffmpeg", True, first)
 
 

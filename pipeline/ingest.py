@@ -168,7 +168,7 @@ def _rotation(v: dict) -> int:
             rot = -float(sd["rotation"])
     if rot is None and "rotate" in v.get("tags", {}):
         rot = float(v["tags"]["rotate"])
-    return int(round(rot or 0)) % 360
+    return round(rot or 0) % 360
 
 
 def _parse_creation_time(tags: dict) -> datetime | None:
@@ -177,7 +177,7 @@ def _parse_creation_time(tags: dict) -> datetime | None:
         if not val:
             continue
         try:
-            dt = datetime.fromisoformat(val.replace("Z", "+00:00"))
+            dt = datetime.fromisoformat(val)
         except ValueError:
             continue
         if dt.year < 2000:  # cameras with no clock write 1970/1904 epochs

@@ -186,7 +186,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
                 det_track[base + k] = tid
                 conf = fd[k].confidence
                 if tid not in best or conf > best[tid][0]:
-                    ok, jpg = cv2.imencode(".jpg", f.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+                    _ok, jpg = cv2.imencode(".jpg", f.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
                     best[tid] = (conf, f.index, jpg.tobytes())
             frames.append(Frame(f.t_s, f.index, f.keyframe, np.empty(0, np.uint8)))
         timings["track"] += time.perf_counter() - t

@@ -15,6 +15,7 @@ packets, so it stays flat however long the video.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class _Gop:
 def _frame_step(times: list[float]) -> float:
     """Typical time between frames of a GOP (presentation order), for 'the frame nearest a target'."""
     ts = sorted(times)
-    steps = [b - a for a, b in zip(ts, ts[1:], strict=False) if b > a]
+    steps = [b - a for a, b in itertools.pairwise(ts) if b > a]
     return median(steps) if steps else 0.04
 
 

@@ -179,17 +179,17 @@ def write_card(path: Path, info: dict) -> None:
     ev = info.get("metrics", {})
     lines = [
         f"# Model card: {info['name']}", "",
-        f"YOLO detector for vaudit ({info.get('arch', 'yolov8n')}, {info['imgsz']} px input, "
-        f"{info.get('size_mb', '?')} MB). Produced by `{info['command']}`.", "",
+        (f"YOLO detector for vaudit ({info.get('arch', 'yolov8n')}, {info['imgsz']} px input, "
+        f"{info.get('size_mb', '?')} MB). Produced by `{info['command']}`."), "",
         "## Classes", "",
         *[f"- {i} `{c}`" for i, c in enumerate(CLASSES)], "",
-        "`garbage`, `illegal_parking` and `stall` feed the violation categories (configs/default.yaml: "
-        "model.classes); `vehicle`, `bin` and `person` are hard negatives the model learns to tell apart.", "",
+        ("`garbage`, `illegal_parking` and `stall` feed the violation categories (configs/default.yaml: "
+        "model.classes); `vehicle`, `bin` and `person` are hard negatives the model learns to tell apart."), "",
         "## Training data", "",
         *[f"- {d}" for d in info["data"]], "",
         "## Training", "",
-        f"- epochs: {info['epochs']}, image size {info['imgsz']}, batch {info.get('batch')}, "
-        f"from scratch (architecture YAML, no pretrained weights)",
+        (f"- epochs: {info['epochs']}, image size {info['imgsz']}, batch {info.get('batch')}, "
+        f"from scratch (architecture YAML, no pretrained weights)"),
         f"- machine: {info['machine']}; training time {info['train_seconds'] / 60:.1f} min", "",
         "## Measured on held-out data", "",
         "| set | class | precision | recall | mAP50 |", "|---|---|---|---|---|",

@@ -96,10 +96,10 @@ def format_history(h: dict) -> str:
     lines = [
         f"violation {v['id']}: {v['category']} ({v['status']}) {v['start_s']:.2f}-{v['end_s']:.2f} s of source {s['id']}",
         f"  wall clock: {v['start_time'] or '?'} .. {v['end_time'] or '?'}",
-        f"  source: {s['path']}", f"    sha256 {s['sha256']}", f"    district {s['district']}, inspector "
-        f"{s['inspector']}, capture start {s['capture_start']} ({s['capture_start_origin']})",
-        f"  run {r['id']}: vaudit {r['version']}, model {r['model_path']} sha256 {r['model_sha256']}, "
-        f"config sha256 {r['config_sha256']}",
+        f"  source: {s['path']}", f"    sha256 {s['sha256']}", (f"    district {s['district']}, inspector "
+        f"{s['inspector']}, capture start {s['capture_start']} ({s['capture_start_origin']})"),
+        (f"  run {r['id']}: vaudit {r['version']}, model {r['model_path']} sha256 {r['model_sha256']}, "
+        f"config sha256 {r['config_sha256']}"),
         "  artifacts:",
     ]
     for a in h["artifacts"]:

@@ -91,7 +91,8 @@ def build_workspace(tmp: Path, items: list[Known], seconds: int = 8) -> tuple[Wo
             staged.append(evidence.Staged(files))
         vids = store.commit_source(
             job, frames, dets, violations, det_v,
-            lambda j, vid, v: evidence.place(ws, staged[j], evidence.final_stem(ws, src, v, vid, cfg)),
+            lambda j, vid, v, staged=staged, src=src: evidence.place(
+                ws, staged[j], evidence.final_stem(ws, src, v, vid, cfg)),
             {}, src.sha256,
         )
         for vid, k in zip(vids, ks, strict=True):

@@ -4,8 +4,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from conftest import ffmpeg, make_video
+
 from pipeline.ingest import IngestError, ingest, probe, read_manifest, sha256_file, time_from_name
 from pipeline.store import Store
 

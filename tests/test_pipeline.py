@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, SHARED
+
 from pipeline.scoring import score_events
 
 pytestmark = pytest.mark.slow

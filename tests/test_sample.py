@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 import pytest
-
 from conftest import ffmpeg, make_video
+
 from pipeline.sample import DecodeError, Sampler
 
 
