@@ -49,7 +49,7 @@ class ModelConfig(_Strict):
 
 
 class SamplingConfig(_Strict):
-    rate: float = Field(2.0, gt=0, le=30)
+    rate: float = Field(1.0, gt=0, le=30)
     scene_keyframes: bool = True
     max_side: int = Field(1280, ge=160, le=7680)
 

@@ -30,7 +30,7 @@ def default_text() -> str:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (("rate: 2.0", "rate: -1"), "sampling.rate"),
+        (("rate: 1.0", "rate: -1"), "sampling.rate"),
         (("backend: onnx", "backend: tensorflow"), "model.backend"),
         (("timezone: Asia/Shanghai", "timezone: Mars/Olympus"), "unknown time zone"),
         (("  max_gap_s: 2.5", "  max_gap_s: 2.5\n  typo_key: 1"), "events.typo_key: unknown key"),
