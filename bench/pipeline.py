@@ -95,7 +95,8 @@ def run_vaudit(video: str, cfg_path: str | None, model: str | None, q: mp.Queue)
         store = Store(ws.db_path)
         found = [{"category": r["category"], "start_s": r["start_s"], "end_s": r["end_s"]} for r in store.violations()]
         store.close()
-    q.put({"total": total, "stages": {"ingest": t_ingest, **summary.timings}, "rss": rss.peak, "found": found})
+    q.put({"total": total, "stages": {"ingest": t_ingest, **summary.timings}, "counts": summary.counts,
+           "rss": rss.peak, "found": found})
 
 
 def run_baseline(video: str, cfg_path: str | None, model: str | None, q: mp.Queue) -> None:
@@ -219,8 +220,8 @@ def main() -> None:
               f"{r['rss'] / 1e6:12.0f} {rec:>13}")
     for k in ("vaudit", "baseline"):
         if k in runs:
-            st = ", ".join(f"{n} {v:.1f}" for n, v in runs[k]["stages"].items() if isinstance(v, float))
-            print(f"  {k} stages (s): {st}")
+            st = ", ".join(f"{n} {v:.1f}" for n, v in runs[k]["stages"].items())
+            print(f"  {k} stages (s): {st}" + (f"; {runs[k]['counts']}" if "counts" in runs[k] else ""))
     if "baseline" in runs:
         print(f"vaudit is {runs['baseline']['total'] / runs['vaudit']['total']:.1f}x faster than the baseline; "
               f"decode-only floor {per_hour['decode-only']:.2f} min/h")

@@ -43,7 +43,8 @@ class RunSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)
     violations: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, summed over sources
+    counts: dict[str, int] = field(default_factory=dict)  # frames sampled, frames decoded
 
 
 def run_key(model_sha256: str, config_sha256: str) -> str:
@@ -103,7 +104,7 @@ def run(
             if progress:
                 progress("source", {"path": job.source.path, "duration_s": job.source.probe.duration_s})
             try:
-                n, timings = process_source(ws, store, cfg, det, job, progress)
+                n, timings, counts = process_source(ws, store, cfg, det, job, progress)
             except DecodeError as e:
                 store.mark_rejected(job.source.id, f"undecodable: {e}")
                 summary.rejected.append((job.source.path, str(e)))
@@ -119,10 +120,13 @@ def run(
             summary.violations += n
             for k, v in timings.items():
                 summary.timings[k] = summary.timings.get(k, 0.0) + v
+            for k, v in counts.items():
+                summary.counts[k] = summary.counts.get(k, 0) + v
         summary.timings["total"] = time.perf_counter() - t0
         store.finish_run(run_id, {"processed": summary.processed, "failed": len(summary.failed),
                                   "rejected": len(summary.rejected), "violations": summary.violations,
-                                  "timings": {k: round(v, 3) for k, v in summary.timings.items()}})
+                                  "timings": {k: round(v, 3) for k, v in summary.timings.items()},
+                                  "counts": summary.counts})
         return summary
     finally:
         store.close()
@@ -149,7 +153,8 @@ def _decode_thread(sampler: Sampler, q: queue.Queue, stop: threading.Event, timi
 
 
 def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job: Job,
-                   progress: Callable[[str, dict], None] | None = None) -> tuple[int, dict[str, float]]:
+                   progress: Callable[[str, dict], None] | None = None
+                   ) -> tuple[int, dict[str, float], dict[str, int]]:
     src = job.source
     full = (src.probe.width, src.probe.height)
     timings = {"decode": 0.0, "detect": 0.0, "track": 0.0, "events": 0.0, "clips": 0.0, "db": 0.0}
@@ -257,6 +262,4 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
         timings["db"] = time.perf_counter() - t
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    timings["frames"] = len(frames)
-    timings["decoded"] = sampler.stats.decoded
-    return len(violations), timings
+    return len(violations), timings, {"frames": len(frames), "decoded": sampler.stats.decoded}

@@ -1,0 +1,23 @@
+"""The benchmark is a script, not a timed test: here it only has to run end to end on a few seconds."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_benchmark_runs_on_a_few_seconds(tmp_path, model_path):
+    out = tmp_path / "b.json"
+    r = subprocess.run([sys.executable, "bench/pipeline.py", "--duration", "4", "--size", "480x270", "--fps", "25",
+                        "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "min/footage h" in r.stdout and "faster than the baseline" in r.stdout
+    res = json.loads(out.read_text())
+    assert set(res["runs"]) == {"vaudit", "baseline", "decode-only"}
+    assert res["runs"]["decode-only"]["frames"] == 100
+    assert all(v > 0 for v in res["per_hour_min"].values())
