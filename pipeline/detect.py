@@ -7,7 +7,6 @@ decoded at, because evidence keyframes and review overlays are drawn at full res
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ import cv2
 import numpy as np
 
 from .config import Config
+from .hashing import sha256_file
 from .records import Detection, Frame
 
 
@@ -34,11 +34,6 @@ class Detector(Protocol):
     def detect(self, frames: Sequence[Frame], full_size: tuple[int, int]) -> list[Detection]: ...
 
 
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 class YoloDetector:
     """Ultralytics YOLO weights, run by PyTorch or by an ONNX Runtime / OpenVINO export of the same weights.
 
@@ -51,7 +46,7 @@ class YoloDetector:
         if not path.exists():
             raise ModelError(f"model file not found: {path} (train one with `vaudit train` or pass --model)")
         self.path = path
-        self.sha256 = file_sha256(path)
+        self.sha256 = sha256_file(path)
         self.imgsz = cfg.model.imgsz
         self.batch = cfg.model.batch
         self.backend = cfg.model.backend

@@ -10,7 +10,6 @@ renamed into place inside the database transaction that references them.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import io
 import os
 import shlex
@@ -25,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .config import Config
+from .hashing import sha256_file
 from .records import Artifact, Source, Violation
 from .workspace import Workspace
 
@@ -57,11 +57,6 @@ def cjk_font_path() -> str | None:
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     path = cjk_font_path()
     return ImageFont.truetype(path, size) if path else ImageFont.load_default()
-
-
-def sha256_file(path: Path) -> tuple[str, int]:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest(), os.fstat(f.fileno()).st_size
 
 
 @dataclass(frozen=True)
@@ -190,7 +185,7 @@ def place(ws: Workspace, staged: Staged, stem: Path) -> list[Artifact]:
         suffix = "_proxy.mp4" if kind == "proxy" else path.suffix
         dest = base / stem.parent / (stem.name + suffix)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        sha, size = sha256_file(path)
+        sha, size = sha256_file(path), path.stat().st_size
         os.replace(path, dest)
         cmd = cmd.replace(str(path), str(dest)) if cmd else None  # the command as it re-derives this file
         arts.append(Artifact(kind, ws.rel(dest), sha, size, start, end, cmd))

@@ -8,7 +8,6 @@ the other files of the folder.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .config import Config
+from .hashing import sha256_file
 from .records import Probe
 from .store import Store
 
@@ -71,11 +71,6 @@ def discover(paths: Iterable[Path]) -> list[tuple[Path, Path]]:
                 if p.suffix.lower() in VIDEO_EXTENSIONS:
                     found.append((p, root))
     return found
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class ProbeError(Exception):

@@ -6,7 +6,6 @@ and lists each problem precisely: which file or entry, what was expected, what w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import __version__, custody
+from .hashing import sha256_file
 from .store import Store
 from .workspace import Workspace
 
@@ -26,11 +26,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.where}: {self.what}"
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def verify(ws: Workspace, store: Store, deep: bool = False) -> tuple[list[Problem], dict[str, int]]:

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, SHARED
+
 from pipeline import config as config_mod
 from pipeline.scoring import score_events
 

@@ -22,8 +22,9 @@ from pathlib import Path
 from .. import __version__
 from ..config import Config
 from ..evidence import UNKNOWN_DISTRICT
+from ..hashing import sha256_file
 from ..store import Store
-from ..verify import sha256_file, violation_history
+from ..verify import violation_history
 from ..workspace import Workspace
 from .charts import charts
 from .counts import CountsTable, counts, wide_rows, write_counts
