@@ -85,7 +85,8 @@ class Sampler:
             if not container.streams.video:
                 raise DecodeError("no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "SLICE"  # the other core runs inference; frame threads would fight it
+            # long GOPs are decoded frame by frame: let libavcodec use both cores (frame + slice threads)
+            stream.thread_type = "AUTO"
             codec = stream.codec_context
             tb = stream.time_base or Fraction(1, 90000)
             origin = None
