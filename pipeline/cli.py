@@ -68,9 +68,12 @@ def _config(path: Path | None) -> Config:
 
 
 def _store():
-    from .store import Store
+    from .store import Store, StoreError
 
-    state.workspace.create()
+    try:
+        state.workspace.create()
+    except OSError as e:
+        raise StoreError(f"cannot create workspace {state.workspace.root}: {e.strerror}") from None
     return Store(state.workspace.db_path)
 
 

@@ -112,3 +112,34 @@ def test_missing_path_is_an_error(tmp_path, cfg):
     store = Store(tmp_path / "evidence.db")
     with pytest.raises(IngestError, match="no such file"):
         ingest(store, cfg, [tmp_path / "nope"])
+
+
+def test_unreadable_file_is_rejected_as_permission_denied(tmp_path):
+    """As root nothing is unreadable, so the ingest runs as `nobody` (setpriv) when the tests run as root."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="vaudit-perm-"))  # outside pytest's 0700 tree, so nobody can enter it
+    folder = base / "in"
+    v = make_video(folder / "locked.mp4", seconds=1)
+    make_video(folder / "open.mp4", seconds=2)
+    v.chmod(0o000)
+    ws = base / "ws"
+    ws.mkdir()
+    for p in (base, folder, ws):
+        p.chmod(0o777)
+    (folder / "open.mp4").chmod(0o644)
+    cmd = [sys.executable, "-m", "pipeline.cli", "--workspace", str(ws), "ingest", str(folder)]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: cannot make a file unreadable")
+        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=root, check=False,
+                       env={**os.environ, "HOME": str(ws), "PYTHONDONTWRITEBYTECODE": "1"})
+    assert r.returncode == 0, r.stderr
+    assert "added 1" in r.stdout and "rejected 1" in r.stdout
+    assert "locked.mp4: permission denied" in r.stdout
+    shutil.rmtree(base)
