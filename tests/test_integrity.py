@@ -62,7 +62,7 @@ def test_flipped_byte_in_a_clip_is_named(built):
 
 @pytest.mark.parametrize("tamper", ["edit", "delete", "reorder"])
 def test_custody_tampering_names_the_first_broken_entry(built, tamper):
-    ws, store = built
+    ws, _ = built
     c = sqlite3.connect(ws.db_path, isolation_level=None)
     c.execute("DROP TRIGGER custody_no_update")
     c.execute("DROP TRIGGER custody_no_delete")
