@@ -277,6 +277,24 @@ def train(
 
 
 @app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option(help="Weights to measure.")] = Path("models/vaudit-det.pt"),
+    synth: Annotated[int, typer.Option(help="Re-render this many synthetic images (as in training).")] = 0,
+    synth_seed: Annotated[int, typer.Option()] = 1,
+    real: Annotated[Path | None, typer.Option(help="woosong-trashbags folder (its valid split is measured).")] = None,
+    imgsz: Annotated[int, typer.Option()] = 320,
+    jobs: Annotated[int, typer.Option()] = 2,
+) -> None:
+    """Measure a model on held-out data, as its card reports it (JSON on stdout)."""
+    from .train import evaluate_recipe
+
+    if not synth and not real:
+        raise typer.BadParameter("give --synth N and/or --real DIR")
+    res = evaluate_recipe(model, synth=synth, synth_seed=synth_seed, real=real, imgsz=imgsz, jobs=jobs)
+    sys.stdout.write(json.dumps(res, indent=1, ensure_ascii=False) + "\n")
+
+
+@app.command()
 def doctor(
     config: Annotated[Path | None, typer.Option()] = None,
     model: Annotated[Path | None, typer.Option()] = None,

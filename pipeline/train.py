@@ -259,3 +259,17 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
         "machine": res.device, "train_seconds": round(res.seconds, 1), "metrics": metrics,
     }
     return info
+
+
+def evaluate_recipe(weights: Path, *, synth: int = 0, synth_seed: int = 1, real: Path | None = None,
+                    imgsz: int = 320, jobs: int = 2, work: Path = Path("runs/eval")) -> dict:
+    """Reproduce a model card's figures: re-render the same seeded synthetic set (its val split was held
+    out from training) and convert the real woosong valid split, then measure on both."""
+    work = work.resolve()
+    metrics = {}
+    if synth:
+        yamls = render_synthetic(work / "synth", synth, synth_seed, (640, 384), real, jobs)
+        metrics["synthetic val"] = evaluate(weights, merge_data(yamls, work / "synth-val.yaml"), imgsz)
+    if real:
+        metrics["woosong valid (real)"] = evaluate(weights, woosong_to_yolo(real, work / "woosong"), imgsz)
+    return metrics
