@@ -1,5 +1,5 @@
 """The review workstation over HTTP (no browser): access control, CSRF, media confinement, Range,
-SQL-safe filters, roles, throttling, decisions and user management.
+SQL-safe filters, roles, throttling, decisions, user management and the assessors' exports.
 
 One real workspace (real clips and keyframes, via the builder) is made per module and copied per test,
 so every test starts from the same known evidence and may change it freely.
@@ -7,19 +7,26 @@ so every test starts from the same known evidence and may change it freely.
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import shutil
+import subprocess
+import sys
 import warnings
+import zipfile
 from datetime import datetime
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
+from openpyxl import load_workbook
 from starlette.routing import Route
 
 from pipeline import config as config_mod
 from pipeline.review import commands
 from pipeline.review.app import create_app
+from pipeline.review.exports import content_disposition, default_period
 from pipeline.store import Store
 from pipeline.workspace import Workspace
 from tests.builders import Known, build_workspace
@@ -120,7 +127,8 @@ def route_urls(app, db: Store) -> list[tuple[str, str]]:
 def test_every_route_refuses_anonymous_requests(app, client, db, rws):
     clip = rws.abs(db.query("SELECT path FROM artifacts WHERE kind = 'clip' LIMIT 1")[0]["path"]).read_bytes()
     urls = [u for u in route_urls(app, db) if u[1] != "/login"]
-    assert {u for _, u in urls} >= {"/", "/batch", "/export", "/v/1", "/v/1/decide", "/logout"}
+    assert {u for _, u in urls} >= {"/", "/batch", "/export", "/v/1", "/v/1/decide", "/logout", "/exports",
+                                    "/exports/counts", "/exports/charts", "/exports/pack"}
     assert any(u.startswith("/media/") for _, u in urls)
     for method, url in urls:
         r = client.request(method, url, follow_redirects=False)
@@ -172,8 +180,9 @@ def test_every_post_without_or_with_a_wrong_csrf_token_is_refused(app, client, d
     token = logged_in(client, "adm")
     before = snapshot(db)
     posts = [u for m, u in route_urls(app, db) if m == "POST" and u != "/login"]
-    assert set(posts) >= {"/logout", "/batch", "/export", "/v/1/decide"}
-    form = {"action": "confirm", "ids": "1", "reason": "duplicate"}
+    assert set(posts) >= {"/logout", "/batch", "/export", "/v/1/decide", "/exports/counts", "/exports/charts",
+                          "/exports/pack"}
+    form = {"action": "confirm", "ids": "1", "reason": "duplicate", "period": "2024-05"}
     for url in posts:
         assert client.post(url, data=form, follow_redirects=False).status_code == 403, url
         assert client.post(url, data={**form, "csrf_token": token[::-1]}, follow_redirects=False).status_code == 403
@@ -430,3 +439,139 @@ def test_secret_file_is_reused_across_restarts(rws, client):
     again = TestClient(create_app(rws, config_mod.load()))
     again.cookies.set("vaudit_session", cookie)
     assert again.get("/", follow_redirects=False).status_code == 200
+
+
+# -- exports ---------------------------------------------------------------------------------------------
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def export(client: TestClient, token: str, what: str, **form: str):
+    return client.post(f"/exports/{what}", data={"csrf_token": token, **form}, follow_redirects=False)
+
+
+def custody_events(db: Store, event: str) -> list[dict]:
+    return [{**r, "payload": json.loads(r["payload"])}
+            for r in db.query("SELECT actor, payload FROM custody WHERE event = ? ORDER BY seq", [event])]
+
+
+def test_exports_page_is_for_assessors_and_admins_only(client, db):
+    token = logged_in(client, "ana")
+    assert 'href="/exports"' not in client.get("/").text  # no link for analysts
+    r = client.get("/exports")
+    assert r.status_code == 403 and "考核员和管理员" in r.text
+    before = snapshot(db)
+    for what in ("counts", "charts", "pack"):
+        r = export(client, token, what, period="2024-05", format="xlsx")
+        assert r.status_code == 403 and "无权" in r.text, what
+    assert snapshot(db) == before  # nothing built, nothing logged
+    for name in ("asa", "adm"):
+        client.cookies.clear()
+        logged_in(client, name)
+        assert 'href="/exports"' in client.get("/").text
+        page = client.get("/exports")
+        assert page.status_code == 200 and "导出统计表与曝光材料" in page.text
+        # last month in the configured zone is filled in; the form posts with this session's token
+        assert f'name="period" value="{default_period(TZ)}"' in page.text
+        assert csrf_of(page.text) == csrf_of(client.get("/").text)
+
+
+def test_default_period_is_last_month_in_the_city_time_zone():
+    assert default_period(TZ, datetime(2026, 1, 15, tzinfo=TZ)) == "2025-12"
+    # 17:00 UTC on 30 Nov is already 1 Dec in Shanghai, so "last month" is November there
+    assert default_period(TZ, datetime(2026, 11, 30, 17, 0, tzinfo=ZoneInfo("UTC"))) == "2026-11"
+
+
+def test_assessor_downloads_counts_as_xlsx_and_json(client, db):
+    token = logged_in(client, "asa")
+    r = export(client, token, "counts", period="2024-05", status="confirmed", format="xlsx")
+    assert r.status_code == 200 and r.headers["content-type"] == XLSX
+    assert r.headers["content-disposition"] == 'attachment; filename="counts_2024-05.xlsx"'
+    wb = load_workbook(io.BytesIO(r.content))
+    grid = [list(row) for row in wb["汇总"].iter_rows(values_only=True)]
+    assert grid[0] == ["区域", "暴露垃圾", "违规停车", "占道经营", "合计"]
+    rows = {row[0]: row[1:] for row in grid[1:]}
+    assert rows["东城街道"] == [0, 0, 1, 1]  # the one confirmed violation: a stall there on 2 May
+    assert rows["城关镇"] == [0, 0, 0, 0] and rows["合计"] == [0, 0, 1, 1]  # pending ones are not counted
+    assert "按区域" in wb.sheetnames and "说明" in wb.sheetnames
+
+    r = export(client, token, "counts", period="2024-Q2", status="all", format="json")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert 'filename="counts_2024-Q2_all.json"' in r.headers["content-disposition"]
+    table = r.json()
+    assert (table["period"], table["status"], table["total"]) == ("2024-Q2", "all", len(ITEMS))
+    r = export(client, token, "counts", period="2024", format="csv")
+    assert r.headers["content-type"].startswith("text/csv") and r.content.startswith("\ufeff排名".encode())
+    assert [e["actor"] for e in custody_events(db, "export_counts")] == ["asa", "asa", "asa"]
+    assert custody_events(db, "export_counts")[1]["payload"]["format"] == "json"
+
+
+def test_assessor_downloads_the_charts_as_a_zip_of_pngs(client, db):
+    token = logged_in(client, "asa")
+    r = export(client, token, "charts", period="2024-05")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert 'filename="charts_2024-05.zip"' in r.headers["content-disposition"]
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        assert sorted(z.namelist()) == ["by_district_2024-05.png", "trend_2024-05.png"]
+        assert all(z.read(n).startswith(b"\x89PNG") for n in z.namelist())
+    assert [e["actor"] for e in custody_events(db, "export_charts")] == ["asa"]
+
+
+def test_assessor_downloads_a_pack_that_verifies_and_is_logged(client, db, rws, tmp_path):
+    token = logged_in(client, "asa")
+    stall = vid(db, "stall", "东城街道")
+    r = export(client, token, "pack", period="2024-05", district="东城街道", blur_plates="1")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert r.headers["content-disposition"] == content_disposition("pack_2024-05_东城街道.zip")
+    assert int(r.headers["content-length"]) == len(r.content)
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        z.extractall(tmp_path / "pack")
+    manifest = json.loads((tmp_path / "pack" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["violations"] == [stall] and manifest["made_by"] == "asa"
+    assert manifest["district"] == "东城街道" and manifest["blurred"] == {"faces": False, "plates": True}
+    done = subprocess.run([sys.executable, "-I", str(tmp_path / "pack" / "verify_pack.py")],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
+    logged = custody_events(db, "export_pack")
+    assert len(logged) == 1 and logged[0]["actor"] == "asa"
+    assert logged[0]["payload"]["violations"] == [stall] and logged[0]["payload"]["district"] == "东城街道"
+    assert not list(rws.tmp.glob("review-pack-*"))  # the build folder is gone once the download has started
+    assert client.get("/").status_code == 200  # the shared connection is still fine afterwards
+
+
+def test_bad_export_input_shows_the_form_again_with_one_chinese_line(client, db):
+    token = logged_in(client, "asa")
+    before = snapshot(db)
+    cases = [("counts", {"period": "2024-13"}, "统计周期须为"), ("counts", {"period": ""}, "统计周期须为"),
+             ("charts", {"period": "next month"}, "统计周期须为"), ("pack", {"period": "2024-Q5"}, "统计周期须为"),
+             ("counts", {"period": "2024-05", "format": "pdf"}, "文件格式"),
+             ("counts", {"period": "2024-05", "status": "pending"}, "统计口径"),
+             ("pack", {"period": "2024-05", "district": "不存在镇"}, "未知的区域")]
+    for what, form, message in cases:
+        r = export(client, token, what, **form)
+        assert r.status_code == 400, (what, form)
+        assert r.headers["content-type"].startswith("text/html") and "Traceback" not in r.text
+        error = re.search(r'<p class="error" role="alert">([^<]*)</p>', r.text).group(1)
+        assert message in error and "\n" not in error, (what, form, error)
+        assert 'action="/exports/counts"' in r.text  # the form is shown again to correct
+    r = export(client, token, "counts", period="<b>2024</b>")
+    assert "&lt;b&gt;2024&lt;/b&gt;" in r.text and "<b>2024</b>" not in r.text  # what was typed, escaped
+    assert snapshot(db) == before
+
+
+def test_pack_of_altered_evidence_is_refused_with_a_message(client, db, rws):
+    token = logged_in(client, "adm")
+    stall = vid(db, "stall", "东城街道")
+    clip = db.query("SELECT path FROM artifacts WHERE violation_id = ? AND kind = 'clip'", [stall])[0]["path"]
+    data = bytearray(rws.abs(clip).read_bytes())
+    data[2000] ^= 0xFF
+    rws.abs(clip).write_bytes(bytes(data))
+    r = export(client, token, "pack", period="2024-05")
+    assert r.status_code == 409 and "无法生成材料包" in r.text and "vaudit verify" in r.text
+    assert custody_events(db, "export_pack") == [] and not list(rws.tmp.glob("review-pack-*"))
+
+
+def test_download_names_fall_back_to_ascii():
+    assert content_disposition("counts_2024-05.xlsx") == 'attachment; filename="counts_2024-05.xlsx"'
+    assert content_disposition("pack_2024-05_城关镇.zip") == (
+        "attachment; filename=\"pack_2024-05_.zip\"; filename*=UTF-8''pack_2024-05_%E5%9F%8E%E5%85%B3%E9%95%87.zip")

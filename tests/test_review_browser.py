@@ -1,5 +1,6 @@
 """The review workstation in a real headless Chromium: log in, then review three violations with the
-keyboard alone, and check the evidence DB holds exactly those decisions.
+keyboard alone, and check the evidence DB holds exactly those decisions; and an assessor downloads a
+counts workbook from the exports page.
 
 Set ``VAUDIT_SCREENSHOTS=1`` to refresh ``docs/review.png`` (the README shows it).
 """
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
+from openpyxl import load_workbook
 
 from pipeline import config as config_mod
 from pipeline.review import commands
@@ -46,6 +48,7 @@ def served(tmp_path) -> Iterator[tuple[str, Path, list[int]]]:
     ids = [r["id"] for r in store.query("SELECT id FROM violations ORDER BY start_time, start_s")]
     store.close()
     commands.user_add(ws, "ana", "analyst", PASSWORD)
+    commands.user_add(ws, "asa", "assessor", PASSWORD)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(create_app(ws, config_mod.load()), log_level="warning"))
@@ -91,6 +94,40 @@ def test_keyboard_review_of_three_violations(served):
         assert rows == {first: ("confirmed", "garbage"), second: ("rejected", "parking"), third: ("pending", "stall")}
     finally:
         store.close()
+
+
+def test_assessor_downloads_counts_from_the_exports_page(served, tmp_path):
+    base = served[0]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(locale="zh-CN", accept_downloads=True)
+            page.set_default_timeout(15_000)
+            blocked: list[str] = []
+            page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+            page.goto(f"{base}/login")
+            page.fill("input[name=name]", "asa")
+            page.fill("input[name=password]", PASSWORD)
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{base}/")
+            page.click("header >> text=导出")
+            page.wait_for_url(f"{base}/exports")
+            page.fill("input[name=period]", "2024-13")  # a bad period comes back as one line on the form
+            page.click("text=下载统计表")
+            assert "统计周期须为" in page.inner_text(".error")
+            page.fill("input[name=period]", "2024-05")
+            page.select_option("select[name=status]", "all")
+            with page.expect_download() as info:
+                page.click("text=下载统计表")
+            download = info.value
+            assert download.suggested_filename == "counts_2024-05_all.xlsx"
+            download.save_as(tmp_path / "counts.xlsx")
+            assert blocked == []
+        finally:
+            browser.close()
+    grid = list(load_workbook(tmp_path / "counts.xlsx")["汇总"].iter_rows(values_only=True))
+    assert grid[0][0] == "区域" and ("城关镇", 2, 1, 0, 3) in grid  # two garbage, one parking
 
 
 def review_by_keyboard(page, base: str, first: int, second: int, third: int) -> None:

@@ -4,7 +4,9 @@ Access is denied by default: ``LoginRequired`` wraps the whole app and lets only
 static CSS/JS through without a session, so a route added later cannot be public by accident. Every
 POST goes through ``auth.action`` (CSRF, then role). All handlers are async and share one SQLite
 connection, so every statement runs on the event-loop thread, one at a time, and a transaction can
-never interleave with another request's.
+never interleave with another request's. The exports (``/exports/*``) are the exception that keeps
+the rule: they are too slow for the event loop, so they run in a worker thread on a connection of
+their own (see ``exports.py``) and never touch the shared one.
 """
 
 from __future__ import annotations
@@ -12,28 +14,31 @@ from __future__ import annotations
 import csv
 import io
 import mimetypes
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qsl, quote
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import CATEGORY_IDS, Config
+from ..export import PackError, RedactionError
 from ..records import Decision
 from ..store import REJECT_REASONS, Store
 from ..workspace import Workspace
-from . import queries
-from .auth import DECIDERS, Sessions, Throttle, action, load_secret, new_token, verify_password
+from . import exports, queries
+from .auth import DECIDERS, EXPORTERS, Sessions, Throttle, action, load_secret, new_token, verify_password
+from .exports import Download, ExportForm
 from .queries import Filters
 
 HERE = Path(__file__).resolve().parent
@@ -83,6 +88,7 @@ class Review:
             "user": user, "role_zh": ROLE_ZH.get(user["role"], "") if user else "",
             "csrf": request.state.session.get("csrf", ""), "cfg": self.cfg,
             "can_decide": bool(user and user["role"] in DECIDERS),
+            "can_export": bool(user and user["role"] in EXPORTERS),
         }
         return self.templates.TemplateResponse(request, template, context, status_code=status_code)
 
@@ -351,6 +357,83 @@ async def decide(request: Request) -> Response:
     return RedirectResponse(f"/v/{following}?{_join(qs, f'm={d.action}')}", status_code=303)
 
 
+# -- exports -----------------------------------------------------------------------------------
+
+# what an export may fail with that the user should read (a bad form, altered evidence, no CJK font, disk full)
+EXPORT_ERRORS = (ValueError, PackError, RedactionError, RuntimeError, OSError)
+
+
+def _exports_page(request: Request, form: ExportForm, status_code: int = 200, error: str | None = None) -> Response:
+    review = _rv(request)
+    return review.render(
+        request, "exports.html", status_code, form=form, error=error, districts=_district_choices(review),
+        statuses=exports.STATUSES_ZH, formats=exports.FORMATS_ZH, suggestions=exports.suggested_periods(review.cfg.tz),
+    )
+
+
+async def exports_page(request: Request) -> Response:
+    """The exports form; GETs bypass ``action``, so the role is checked here."""
+    review = _rv(request)
+    if request.state.user["role"] not in EXPORTERS:
+        return review.error(request, 403, "只有考核员和管理员可以导出统计表和曝光材料。")
+    return _exports_page(request, ExportForm(period=exports.default_period(review.cfg.tz)))
+
+
+def _download(d: Download) -> Response:
+    headers = {"content-disposition": exports.content_disposition(d.filename), "content-length": str(d.size),
+               "cache-control": "no-store"}
+    if isinstance(d.body, bytes):
+        return Response(d.body, media_type=d.media_type, headers=headers)
+    return StreamingResponse(d.chunks(), media_type=d.media_type, headers=headers)
+
+
+Builder = Callable[[Workspace, Config, ExportForm, str], Download]
+
+
+async def _export(request: Request, build: Builder) -> Response:
+    """Parse the form, run ``build`` in a worker thread, and send its file, or the page with the reason.
+    ``build`` gets the workspace and config, never the ``Review``: the shared connection stays here."""
+    form = ExportForm.parse(await request.form())
+    review = _rv(request)
+    try:
+        d = await run_in_threadpool(build, review.ws, review.cfg, form, request.state.user["name"])
+    except EXPORT_ERRORS as e:
+        status_code, message = exports.failure(e)
+        return _exports_page(request, form, status_code, message)
+    return _download(d)
+
+
+def _build_counts(ws: Workspace, cfg: Config, form: ExportForm, actor: str) -> Download:
+    status, fmt = form.checked_counts()
+    return exports.counts_file(ws, cfg, form.checked_period(cfg.tz), status, fmt, actor)
+
+
+def _build_charts(ws: Workspace, cfg: Config, form: ExportForm, actor: str) -> Download:
+    return exports.charts_zip(ws, cfg, form.checked_period(cfg.tz), actor)
+
+
+@action(*EXPORTERS)
+async def export_counts(request: Request) -> Response:
+    return await _export(request, _build_counts)
+
+
+@action(*EXPORTERS)
+async def export_charts(request: Request) -> Response:
+    return await _export(request, _build_charts)
+
+
+@action(*EXPORTERS)
+async def export_pack(request: Request) -> Response:
+    """The district list is read here, on the event loop, since it needs the app's shared connection."""
+    district_choices = _district_choices(_rv(request))
+
+    def build(ws: Workspace, cfg: Config, form: ExportForm, actor: str) -> Download:
+        return exports.pack_zip(ws, cfg, form.checked_period(cfg.tz), form.checked_district(district_choices),
+                                form.blur_faces, form.blur_plates, actor)
+
+    return await _export(request, build)
+
+
 # -- media -------------------------------------------------------------------------------------
 
 
@@ -412,6 +495,10 @@ def create_app(ws: Workspace, cfg: Config, *, secure_cookies: bool = False) -> S
             Route("/", queue, methods=["GET"]),
             Route("/batch", batch, methods=["POST"]),
             Route("/export", export_csv, methods=["POST"]),
+            Route("/exports", exports_page, methods=["GET"]),
+            Route("/exports/counts", export_counts, methods=["POST"]),
+            Route("/exports/charts", export_charts, methods=["POST"]),
+            Route("/exports/pack", export_pack, methods=["POST"]),
             Route("/v/{vid:int}", review_page, methods=["GET"]),
             Route("/v/{vid:int}/decide", decide, methods=["POST"]),
             Route("/media/{path:path}", media, methods=["GET"]),

@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 ROLES = ("analyst", "assessor", "admin")
 DECIDERS = frozenset({"analyst", "admin"})
+EXPORTERS = frozenset({"assessor", "admin"})  # counts, charts and packs are for assessment staff
 COOKIE = "vaudit_session"
 SESSION_MAX_AGE_S = 12 * 3600  # one working day; a stolen cookie stops working by the next morning
 CSRF_FIELD = "csrf_token"
