@@ -92,10 +92,6 @@ class Track:
     def end_s(self) -> float:
         return self.detections[-1].t_s
 
-    @property
-    def best(self) -> Detection:
-        return max(self.detections, key=lambda d: d.confidence)
-
 
 @dataclass(frozen=True)
 class Violation:

@@ -262,4 +262,5 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
         timings["db"] = time.perf_counter() - t
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return len(violations), timings, {"frames": len(frames), "decoded": sampler.stats.decoded}
+    return len(violations), timings, {"frames": len(frames), "decoded": sampler.stats.decoded,
+                                      "decode_errors": sampler.stats.decode_errors}

@@ -26,7 +26,6 @@ class MotionEstimator:
 
     def __init__(self) -> None:
         self._prev_gray: np.ndarray | None = None
-        self._prev_scale = 1.0
         self._to_ref = np.eye(3)
 
     def update(self, frame: Frame, full_size: tuple[int, int]) -> np.ndarray:
