@@ -142,7 +142,7 @@ def _print_run(summary) -> None:
     out.print(f"run {summary.run_id}: {summary.processed} sources processed, {summary.violations} violations, "
               f"{len(summary.rejected)} rejected, {len(summary.failed)} failed in {t.get('total', 0):.1f} s")
     for path, reason in summary.rejected + summary.failed:
-        out.print(f"  {path}: {reason}", highlight=False)
+        out.print(f"  {path}: {reason}", highlight=False, soft_wrap=True)
 
 
 @app.command()

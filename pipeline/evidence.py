@@ -13,6 +13,7 @@ import bisect
 import io
 import os
 import shlex
+import signal
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,7 +87,11 @@ def _run(stream) -> str:
         raise EvidenceError("ffmpeg not found: install ffmpeg (apt-get install ffmpeg)") from None
     if out.returncode != 0:
         err = out.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise EvidenceError(f"ffmpeg failed: {err[-1] if err else 'exit ' + str(out.returncode)}")
+        if out.returncode < 0:  # e.g. SIGXFSZ when a file-size limit (a full quota) is hit
+            why = f"killed by {signal.Signals(-out.returncode).name}"
+        else:
+            why = err[-1] if err else f"exit {out.returncode}"
+        raise EvidenceError(f"ffmpeg failed: {why}")
     return cmd
 
 

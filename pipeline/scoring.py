@@ -34,6 +34,13 @@ class EventScore:
         return (f"recall {self.recall:.3f} ({self.matched}/{self.truth}), "
                 f"precision {self.precision:.3f} ({self.matched}/{self.predicted})")
 
+    def report(self) -> str:
+        """The figures plus what was missed and what was falsely reported, briefly."""
+        def brief(xs: list[dict]) -> list[tuple]:
+            return [(x["category"], round(x["start_s"], 1), round(x["end_s"], 1)) for x in xs]
+
+        return f"{self}; missed {brief(self.misses)}; false alarms {brief(self.false_alarms)}"
+
 
 def overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))

@@ -75,4 +75,4 @@ def test_fresh_synthetic_footage_event_recall_and_precision(tmp_path, model_path
     for name, truth in truths.items():
         s = score_events([r for r in rows if Path(r["source_path"]).name == name], truth)
         total = s if total is None else total.add(s)
-    assert total.recall >= 0.9 and total.precision >= 0.9, f"{total}; missed {total.misses}; false {total.false_alarms}"
+    assert total.recall >= 0.9 and total.precision >= 0.9, total.report()
