@@ -115,12 +115,14 @@ def train(data: Path, out: Path, *, base: Path | None = None, arch: str = "yolov
         model = YOLO(str(base))
     else:
         model = YOLO(arch, task="detect")
+    # fine-tuning keeps what the base learned: a small learning rate, no warm-up restart
+    tune = {"optimizer": "AdamW", "lr0": 0.0005, "warmup_epochs": 0} if base and not resume else {}
     t0 = time.time()
     model.train(
         data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, device=dev, workers=workers,
         project=str(project.resolve()), name=out.stem, exist_ok=True, plots=False, amp=False, val=False,
         pretrained=False, resume=bool(resume and last.exists()), seed=0, deterministic=False, verbose=False,
-        close_mosaic=max(1, epochs // 10), patience=0, cache=False, **({"time": hours} if hours else {}),
+        close_mosaic=max(1, epochs // 10), patience=0, cache=False, **({"time": hours} if hours else {}), **tune,
     )
     seconds = time.time() - t0
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -202,21 +204,21 @@ def write_card(path: Path, info: dict) -> None:
     path.write_text("\n".join(lines))
 
 
-def _render_chunk(args: tuple[Path, int, int, int, int, Path | None]) -> Path:
+def _render_chunk(args: tuple[Path, int, int, int, int, Path | None, dict | None]) -> Path:
     from .synth import render_dataset
 
-    out, seed, count, w, h, real = args
-    return render_dataset(out, seed=seed, count=count, size=(w, h), real_garbage_dir=real)
+    out, seed, count, w, h, real, mix = args
+    return render_dataset(out, seed=seed, count=count, size=(w, h), real_garbage_dir=real, mix=mix)
 
 
 def render_synthetic(out: Path, count: int, seed: int, size: tuple[int, int], real: Path | None,
-                     jobs: int = 1) -> list[Path]:
+                     jobs: int = 1, mix: dict[str, float] | None = None) -> list[Path]:
     """Render ``count`` training images in ``jobs`` processes (distinct seeds, one dataset folder each)."""
     from multiprocessing import get_context
 
     jobs = max(1, min(jobs, count // 50 or 1))
     per = [count // jobs + (1 if i < count % jobs else 0) for i in range(jobs)]
-    args = [(out / f"part{i}", seed * 1000 + i, n, size[0], size[1], real) for i, n in enumerate(per)]
+    args = [(out / f"part{i}", seed * 1000 + i, n, size[0], size[1], real, mix) for i, n in enumerate(per)]
     if jobs == 1:
         return [_render_chunk(args[0])]
     with get_context("spawn").Pool(jobs) as pool:
@@ -226,7 +228,8 @@ def render_synthetic(out: Path, count: int, seed: int, size: tuple[int, int], re
 def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed: int = 1, real: Path | None = None,
                  epochs: int = 30, imgsz: int = 416, batch: int = 32, base: Path | None = None,
                  arch: str = "yolov8n.yaml", workers: int = 2, jobs: int = 2, work: Path = Path("runs/train"),
-                 command: str = "vaudit train", resume: bool = False, hours: float | None = None) -> dict:
+                 command: str = "vaudit train", resume: bool = False, hours: float | None = None,
+                 synth_mix: dict[str, float] | None = None, paste_real: bool = True) -> dict:
     """Everything `vaudit train` does: gather data, train, measure on held-out sets, write the card."""
     work = work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -234,10 +237,13 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
     sources = []
     synth_yamls = []
     if synth:
-        synth_yamls = render_synthetic(work / "synth", synth, synth_seed, (640, 384), real, jobs)
+        paste = real if paste_real else None
+        synth_yamls = render_synthetic(work / "synth", synth, synth_seed, (640, 384), paste, jobs, synth_mix)
         yamls += synth_yamls
-        sources.append(f"{synth} synthetic street frames rendered by `vaudit synth --dataset` (seed {synth_seed}), "
-                       f"{'with real woosong bags pasted in (train split only); ' if real else ''}85/15 train/val")
+        mix_note = f", violation mix {synth_mix}" if synth_mix else ""
+        sources.append(f"{synth} synthetic street frames rendered by `vaudit synth --dataset` (seed {synth_seed}"
+                       f"{mix_note}), {'with real woosong bags pasted in (train split only); ' if paste else ''}"
+                       "85/15 train/val")
     real_yaml = None
     if real:
         real_yaml = woosong_to_yolo(real, work / "woosong")

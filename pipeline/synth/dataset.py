@@ -25,7 +25,8 @@ MIN_SIDE_PX = 6
 
 
 def render_dataset(out_dir: Path, *, seed: int, count: int, size: tuple[int, int] = (640, 384),
-                   val_fraction: float = 0.15, real_garbage_dir: Path | None = None) -> Path:
+                   val_fraction: float = 0.15, real_garbage_dir: Path | None = None,
+                   mix: dict[str, float] | None = None) -> Path:
     """Writes a YOLO detection dataset (images/{train,val}, labels/{train,val}, data.yaml).
 
     Returns the data.yaml path."""
@@ -39,7 +40,7 @@ def render_dataset(out_dir: Path, *, seed: int, count: int, size: tuple[int, int
     for i in range(count):
         split = "train" if i < n_train else "val"
         if left == 0 or i == n_train:
-            scene = build_scene(rng, duration=STREET_SECONDS, density=DENSITY, real_bags=real)
+            scene = build_scene(rng, duration=STREET_SECONDS, density=DENSITY, real_bags=real, mix=mix)
             sensor, left = Sensor(rng, size, scene.look.noise_sigma), IMAGES_PER_STREET
         left -= 1
         image, labels = _sample(scene, sensor, rng, size)

@@ -381,11 +381,13 @@ STATIC_NEGATIVES = ("bay_car", "bin", "pedestrian", "shop_display")
 
 
 def build_scene(rng: np.random.Generator, *, duration: float, density: float = 1.0,
-                violations: int | None = None, real_bags: RealBags | None = None) -> Scene:
+                violations: int | None = None, real_bags: RealBags | None = None,
+                mix: dict[str, float] | None = None) -> Scene:
     """A street with a camera path of `duration` seconds, violations and hard negatives along it.
 
     Video mode (density 1) staggers the violations (default 2-6) so each passes the camera at a
     different time; dataset mode (density > 1) crowds the street so random frames show many objects.
+    ``mix`` weights the violation kinds after the first three (more of a class the detector finds hard).
     """
     look = random_look(rng)
     street = random_street(rng)
@@ -397,7 +399,13 @@ def build_scene(rng: np.random.Generator, *, duration: float, density: float = 1
     earliest = min(4.0, duration / 2) if density == 1 else 0.0
     for k in range(n_viol):
         z = rig.speed * rng.uniform(earliest, duration + 0.5) + rng.uniform(3, 8)
-        kind = VIOLATIONS[k % 3] if k < 3 else str(rng.choice(VIOLATIONS))
+        if k < 3:
+            kind = VIOLATIONS[k % 3]
+        elif mix is None:
+            kind = str(rng.choice(VIOLATIONS))
+        else:
+            w = np.array([mix.get(v, 0.0) for v in VIOLATIONS], float)
+            kind = str(rng.choice(VIOLATIONS, p=w / w.sum()))
         for _ in range(10):
             if getattr(placer, kind)(z):
                 break
