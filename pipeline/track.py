@@ -92,6 +92,20 @@ def similarity(a: Box, b: Box, min_iou: float) -> float | None:
     return 1.0 - d if d < 0.6 else None
 
 
+def overlap_of_smaller(a: Box, b: Box) -> float:
+    """Intersection over the smaller box: 1.0 when one box lies inside the other."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / small if small > 0 else 0.0
+
+
+def _outvoted(d: Detection, detections: Sequence[Detection]) -> bool:
+    """The same box is more likely a hard negative (a vehicle in a bay, a tidy bin, a pedestrian):
+    the model was trained on those classes precisely to say so."""
+    return any(o.category is None and o.confidence > d.confidence and iou(o.box, d.box) >= 0.5 for o in detections)
+
+
 @dataclass
 class _Open:
     id: int
@@ -99,6 +113,25 @@ class _Open:
     dets: list[Detection] = field(default_factory=list)
     stab: list[Box] = field(default_factory=list)
     residuals: list[float] = field(default_factory=list)
+
+    def predict(self, t_s: float) -> Box | None:
+        """Where the object should be now if it keeps its last motion in the stabilised frame.
+
+        The global camera model cannot explain everything: walking forward, near objects slide
+        outwards and grow faster than the background, so the track's own velocity is extrapolated too.
+        """
+        if len(self.stab) < 2:
+            return None
+        (a, ta), (b, tb) = (self.stab[-2], self.dets[-2].t_s), (self.stab[-1], self.dets[-1].t_s)
+        if tb <= ta:
+            return None
+        k = (t_s - tb) / (tb - ta)
+        grow = min(2.0, max(0.5, ((b[2] - b[0]) * (b[3] - b[1]) / max((a[2] - a[0]) * (a[3] - a[1]), 1.0))
+                            ** (0.5 * k)))
+        cx = (b[0] + b[2]) / 2 + k * ((b[0] + b[2]) - (a[0] + a[2])) / 2
+        cy = (b[1] + b[3]) / 2 + k * ((b[1] + b[3]) - (a[1] + a[3])) / 2
+        w, h = (b[2] - b[0]) * grow / 2, (b[3] - b[1]) * grow / 2
+        return (cx - w, cy - h, cx + w, cy + h)
 
 
 class Tracker:
@@ -117,12 +150,17 @@ class Tracker:
         for tr in self._open:
             (still if t_s - tr.dets[-1].t_s <= self.max_gap_s else self._closed).append(tr)
         self._open = still
-        cand = [(k, d, warp_box(d.box, to_ref)) for k, d in enumerate(detections) if d.category]
+        cand = [(k, d, warp_box(d.box, to_ref)) for k, d in enumerate(detections)
+                if d.category and not _outvoted(d, detections)]
         pairs = []
         for k, d, sb in cand:
             for tr in self._open:
                 if tr.category == d.category and tr.dets[-1].t_s < t_s:
-                    s = similarity(tr.stab[-1], sb, self.min_iou)
+                    pred = tr.predict(t_s)
+                    scores = [similarity(tr.stab[-1], sb, self.min_iou)]
+                    if pred is not None:
+                        scores.append(similarity(pred, sb, self.min_iou))
+                    s = max((x for x in scores if x is not None), default=None)
                     if s is not None:
                         pairs.append((s, k, tr))
         pairs.sort(key=lambda p: -p[0])
@@ -142,8 +180,15 @@ class Tracker:
             tr.stab.append(sb)
             assigned[k] = tr.id
             used.add(tr.id)
-        for k, d, sb in cand:
-            if k not in assigned:
+        for k, d, sb in sorted(cand, key=lambda c: -c[1].confidence):
+            if k in assigned:
+                continue
+            # a second box on the same object (the whole stall and its canopy, say) is not a second object
+            twin = next((j for j in assigned if detections[j].category == d.category
+                         and overlap_of_smaller(detections[j].box, d.box) >= 0.6), None)
+            if twin is not None:
+                assigned[k] = assigned[twin]
+            else:
                 tr = _Open(self._next_id, d.category, [d], [sb])
                 self._next_id += 1
                 self._open.append(tr)

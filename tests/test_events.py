@@ -74,3 +74,15 @@ def test_warp_box_round_trip(s):
     b = (10.0, 20.0, 110.0, 220.0)
     back = warp_box(warp_box(b, m), np.linalg.inv(m))
     assert iou(b, back) > 0.999
+
+
+def test_box_the_model_calls_more_likely_a_hard_negative_is_ignored():
+    car = (100, 300, 220, 360)
+    frames = []
+    for t in range(6):
+        legal = Detection(0, t * 0.5, "vehicle", None, 0.8, car)
+        frames.append((t * 0.5, [det(t * 0.5, "parking", car, conf=0.5), legal], shift(0)))
+    assert run(frames)[0] == []
+    frames = [(t * 0.5, [det(t * 0.5, "parking", car, conf=0.9), Detection(0, t * 0.5, "vehicle", None, 0.6, car)],
+               shift(0)) for t in range(6)]
+    assert len(run(frames)[0]) == 1
