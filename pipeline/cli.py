@@ -253,6 +253,9 @@ def train(
     out_path: Annotated[Path, typer.Option("--out", help="Weights to write, e.g. models/city-v2.pt (+ .md card).")],
     data: Annotated[str | None, typer.Option(help="YOLO data.yaml files with vaudit's classes, comma-separated.")] = None,
     synth: Annotated[int, typer.Option(help="Also render this many synthetic training images.")] = 0,
+    synth_seed: Annotated[int, typer.Option(help="Seed of the synthetic images.")] = 1,
+    synth_mix: Annotated[str | None, typer.Option(help="Violation mix, e.g. garbage=0.6,parking=0.2,stall=0.2")] = None,
+    paste_real: Annotated[bool, typer.Option(help="Paste real woosong bags into synthetic frames.")] = True,
     real: Annotated[Path | None, typer.Option(help="woosong-trashbags folder: real garbage photos to mix in.")] = None,
     base: Annotated[Path | None, typer.Option(help="Start from these weights (fine-tuning).")] = None,
     epochs: Annotated[int, typer.Option()] = 30,
@@ -269,8 +272,13 @@ def train(
     if not data and not synth and not real:
         raise typer.BadParameter("give --data, --synth or --real: there is nothing to train on")
     command = "vaudit " + " ".join(sys.argv[1:])
-    info = train_recipe(out_path, data=[Path(d) for d in (data or "").split(",") if d], synth=synth, real=real,
-                        epochs=epochs, hours=hours, imgsz=imgsz, batch=batch, base=base, workers=workers, jobs=jobs,
+    try:
+        mix = {k: float(v) for k, v in (kv.split("=") for kv in synth_mix.split(","))} if synth_mix else None
+    except ValueError:
+        raise typer.BadParameter(f"--synth-mix must look like garbage=0.6,parking=0.2,stall=0.2, not {synth_mix!r}")
+    info = train_recipe(out_path, data=[Path(d) for d in (data or "").split(",") if d], synth=synth,
+                        synth_seed=synth_seed, synth_mix=mix, paste_real=paste_real, real=real, epochs=epochs,
+                        hours=hours, imgsz=imgsz, batch=batch, base=base, workers=workers, jobs=jobs,
                         command=command, resume=resume)
     write_card(out_path.with_suffix(".md"), info)
     out.print(f"wrote {out_path} and {out_path.with_suffix('.md')}")

@@ -227,11 +227,14 @@ def render_synthetic(out: Path, count: int, seed: int, size: tuple[int, int], re
 
 def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed: int = 1, real: Path | None = None,
                  epochs: int = 30, imgsz: int = 416, batch: int = 32, base: Path | None = None,
-                 arch: str = "yolov8n.yaml", workers: int = 2, jobs: int = 2, work: Path = Path("runs/train"),
+                 arch: str = "yolov8n.yaml", workers: int = 2, jobs: int = 2, work: Path | None = None,
                  command: str = "vaudit train", resume: bool = False, hours: float | None = None,
                  synth_mix: dict[str, float] | None = None, paste_real: bool = True) -> dict:
-    """Everything `vaudit train` does: gather data, train, measure on held-out sets, write the card."""
-    work = work.resolve()
+    """Everything `vaudit train` does: gather data, train, measure on held-out sets, write the card.
+
+    Each model gets its own work folder (runs/train/<name>), so a fine-tune can read the data.yaml of
+    the run it continues."""
+    work = (work or Path("runs/train") / out.stem).resolve()
     work.mkdir(parents=True, exist_ok=True)
     yamls = [Path(d).resolve() for d in data]
     sources = []
