@@ -121,7 +121,7 @@ def train(data: Path, out: Path, *, base: Path | None = None, arch: str = "yolov
     model.train(
         data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, device=dev, workers=workers,
         project=str(project.resolve()), name=out.stem, exist_ok=True, plots=False, amp=False, val=False,
-        pretrained=False, resume=bool(resume and last.exists()), seed=0, deterministic=False, verbose=False,
+        pretrained=str(base) if base else False, resume=bool(resume and last.exists()), seed=0, deterministic=False, verbose=False,
         close_mosaic=max(1, epochs // 10), patience=0, cache=False, **({"time": hours} if hours else {}), **tune,
     )
     seconds = time.time() - t0
