@@ -30,7 +30,7 @@ class _Strict(BaseModel):
 
 class ModelConfig(_Strict):
     path: str = "models/vaudit-det.pt"
-    imgsz: int = Field(320, ge=64, le=2048, multiple_of=32)
+    imgsz: int = Field(416, ge=64, le=2048, multiple_of=32)
     backend: Literal["torch", "onnx", "openvino"] = "onnx"
     batch: int = Field(4, ge=1, le=64)
     threads: int = Field(0, ge=0, le=256)  # inference threads for the onnx backend; 0 = let the runtime decide

@@ -190,8 +190,8 @@ def write_card(path: Path, info: dict) -> None:
         "## Training data", "",
         *[f"- {d}" for d in info["data"]], "",
         "## Training", "",
-        (f"- epochs: {info['epochs']}, image size {info['imgsz']}, batch {info.get('batch')}, "
-        f"from scratch (architecture YAML, no pretrained weights)"),
+        (f"- epochs: {info['epochs']}, training image size {info.get('train_imgsz', info['imgsz'])}, batch "
+         f"{info.get('batch')}, from scratch (architecture YAML, no pretrained weights)"),
         f"- machine: {info['machine']}; training time {info['train_seconds'] / 60:.1f} min", "",
         "## Measured on held-out data", "",
         "| set | class | precision | recall | mAP50 |", "|---|---|---|---|---|",
@@ -200,6 +200,9 @@ def write_card(path: Path, info: dict) -> None:
         lines.append(f"| {set_name} | all | {res['all']['precision']} | {res['all']['recall']} | {res['all']['mAP50']} |")
         for c, r in res["per_class"].items():
             lines.append(f"| {set_name} | {c} | {r['precision']} | {r['recall']} | {r['mAP50']} |")
+    if info.get("events"):
+        lines += ["", "## Violations found in footage (the whole pipeline, at the configured thresholds)", "",
+                  *[f"- {k}: {v}" for k, v in info["events"].items()]]
     lines += ["", "## Limits", "", *[f"- {x}" for x in info.get("limits", [])], ""]
     path.write_text("\n".join(lines))
 
