@@ -1,6 +1,6 @@
 """Throughput benchmark: vaudit's pipeline against the naive Ultralytics baseline, in one command.
 
-    python bench/pipeline.py                     # 1080p30 H.264, 1 s keyframes, 4 min of footage
+    python bench/pipeline.py                     # 1080p30 H.264 at 12 Mbps, 1 s keyframes, 4 min of footage
     python bench/pipeline.py --gop 10            # long-GOP footage
     python bench/pipeline.py --codec hevc
     python bench/pipeline.py --video FILE.mp4    # your own footage (no recall figure without ground truth)
@@ -58,12 +58,20 @@ class PeakRss:
 
 
 def make_footage(out: Path, duration: float, size: tuple[int, int], fps: float, gop: float, codec: str,
-                 seed: int) -> tuple[Path, list[dict]]:
+                 seed: int, bitrate: str | None = None) -> tuple[Path, list[dict]]:
     """A `duration`-second video: one rendered clip of up to 60 s repeated by stream copy, with its truth."""
     from pipeline.synth import render_video
 
     unit = min(60.0, duration)
     gt = render_video(out, "unit", seed=seed, duration=unit, size=size, fps=fps, gop_s=gop, codec=codec, crf=23)
+    if bitrate:  # camera-like constant bitrate (rendered streets compress far better than real ones)
+        lib = "libx264" if codec == "h264" else "libx265"
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(out / "unit.mp4"), "-c:v", lib,
+                        "-preset", "veryfast", "-b:v", bitrate, "-minrate", bitrate, "-maxrate", bitrate, "-bufsize",
+                        bitrate, "-g", str(round(gop * fps)), "-keyint_min", str(round(gop * fps)), "-sc_threshold",
+                        "0", "-pix_fmt", "yuv420p", *(["-tag:v", "hvc1"] if codec == "hevc" else []),
+                        str(out / "unit_cbr.mp4")], check=True)
+        os.replace(out / "unit_cbr.mp4", out / "unit.mp4")
     reps = max(1, round(duration / unit))
     lst = out / "list.txt"
     lst.write_text("".join(f"file '{out / 'unit.mp4'}'\n" for _ in range(reps)))
@@ -180,6 +188,7 @@ def main() -> None:
     ap.add_argument("--gop", type=float, default=1.0, help="seconds between keyframes")
     ap.add_argument("--codec", default="h264", choices=["h264", "hevc"])
     ap.add_argument("--seed", type=int, default=9001)
+    ap.add_argument("--bitrate", default="12M", help="re-encode the rendered clip at this constant bitrate ('' = crf 23)")
     ap.add_argument("--config", help="vaudit config (default configs/default.yaml)")
     ap.add_argument("--model", help="weights (default from config)")
     ap.add_argument("--skip-baseline", action="store_true")
@@ -196,7 +205,8 @@ def main() -> None:
         else:
             print(f"rendering {args.duration:.0f} s of {args.size} {args.codec} footage, keyframe every {args.gop} s ...",
                   flush=True)
-            video, truth = make_footage(Path(d), args.duration, (w, h), args.fps, args.gop, args.codec, args.seed)
+            video, truth = make_footage(Path(d), args.duration, (w, h), args.fps, args.gop, args.codec, args.seed,
+                                        args.bitrate or None)
             video = str(video)
         from pipeline.ingest import probe
 

@@ -66,6 +66,12 @@ def corpus(tmp_path_factory, sample_files) -> tuple[Path, dict[str, str]]:
     ffmpeg("-t", "4", "-i", str(sample), "-c:v", "mjpeg", "-q:v", "8", "-an", str(put("old cam.avi", "done")))
     make_video(put("4k.mp4", "done"), seconds=1, size="3840x2160")
     ffmpeg("-i", str(plain), "-c", "copy", "-output_ts_offset", "3600", str(put("late_start.mp4", "done")))
+    # a bodycam that restarted its clock mid-file: two TS segments with a 1000 s timestamp jump, byte-joined
+    seg_a, seg_b = tmp / "a.ts", tmp / "b.ts"
+    ffmpeg("-t", "4", "-i", str(sample), "-c", "copy", "-f", "mpegts", str(seg_a))
+    ffmpeg("-ss", "4", "-t", "4", "-i", str(sample), "-c", "copy", "-output_ts_offset", "1000", "-f", "mpegts",
+           str(seg_b))
+    put("clock_jump.ts", "done").write_bytes(seg_a.read_bytes() + seg_b.read_bytes())
     ts = tmp / "mid.ts"
     ffmpeg("-t", "8", "-i", str(sample), "-c", "copy", "-f", "mpegts", str(ts))
     blob = bytearray(ts.read_bytes())
@@ -208,3 +214,13 @@ def test_disk_full_while_writing_a_clip_fails_that_source_only(model_path, sampl
     assert "failed 1" in vaudit(ws, "status", check=True).stdout
     assert not any((ws / "tmp").iterdir())
     assert vaudit(ws, "verify").returncode == 0
+
+
+def test_doctor_reports_and_fails_on_a_missing_model(tmp_path, model_path):
+    ok = vaudit(tmp_path / "ws", "doctor")
+    assert ok.returncode == 0, ok.stdout
+    for name in ("ffmpeg", "CJK font", "model", "workspace", "free disk", "database"):
+        assert name in ok.stdout
+    bad = vaudit(tmp_path / "ws", "doctor", "--model", str(tmp_path / "nope.pt"))
+    assert bad.returncode == 1
+    assert "FAIL model: model file not found" in bad.stdout and "fix:" in bad.stdout
