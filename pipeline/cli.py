@@ -161,18 +161,20 @@ def demo(
         summary = _run(cfg, None)
     _print_run(summary)
     _violations_table(cfg, _store().violations())
-    out.print(f"workspace: {state.workspace.root}  (clips under clips/, annotated keyframes under frames/)")
+    out.print(f"evidence clips: {state.workspace.clips}/<district>/<date>/<category>_<time>_<id>.mp4", highlight=False,
+              soft_wrap=True)
+    out.print(f"annotated keyframes: {state.workspace.frames}/...  full list: vaudit violations --json",
+              highlight=False, soft_wrap=True)
 
 
 def _violations_table(cfg: Config, rows: list[dict]) -> None:
     table = Table(title=f"{len(rows)} violations")
-    for col in ("id", "category", "district", "time", "s", "conf", "status", "clip"):
-        table.add_column(col)
+    for col in ("id", "category", "district", "filmed", "offset s", "conf", "status"):
+        table.add_column(col, no_wrap=True)
     for r in rows:
-        when = r["start_time"][:19].replace("T", " ") if r["start_time"] else "?"
-        table.add_row(str(r["id"]), cfg.category_label(r["category"]), r["district"] or "-", when,
-                      f"{r['start_s']:.1f}-{r['end_s']:.1f}", f"{r['confidence']:.2f}", r["status"],
-                      r["clip_path"] or "-")
+        when = r["start_time"][5:19].replace("T", " ") if r["start_time"] else "?"
+        table.add_row(str(r["id"]), cfg.categories[r["category"]].zh, r["district"] or "-", when,
+                      f"{r['start_s']:.0f}-{r['end_s']:.0f}", f"{r['confidence']:.2f}", r["status"])
     out.print(table)
 
 
