@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -152,7 +152,11 @@ class Sampler:
         for i, pt in enumerate(gop.times):
             if pt <= limit:
                 last = i
-        decoded = self._decode(codec, gop.packets[: last + 1], origin, tb)
+        step = _frame_step(gop.times)
+        wanted = [t0, *mid_targets]
+        # keep only frames that can be the nearest to a target: a long GOP never sits in memory decoded
+        decoded = self._decode(codec, gop.packets[: last + 1], origin, tb,
+                               keep=lambda t: any(abs(t - w) <= 1.5 * step for w in wanted))
         decoded = [(t, f) for t, f in decoded if t >= t0 - 1e-6]
         if not decoded:
             return
@@ -177,7 +181,8 @@ class Sampler:
         gap = t0 - prev[-1]
         return gap < 0.75 * median(self._gaps)
 
-    def _decode(self, codec, packets: list, origin: int, tb: Fraction) -> list[tuple[float, av.VideoFrame]]:
+    def _decode(self, codec, packets: list, origin: int, tb: Fraction,
+                keep: Callable[[float], bool]) -> list[tuple[float, av.VideoFrame]]:
         out: list[tuple[float, av.VideoFrame]] = []
 
         def collect(frames) -> None:
@@ -185,7 +190,9 @@ class Sampler:
                 if fr.pts is None:
                     continue
                 self.stats.decoded += 1
-                out.append((float((fr.pts - origin) * tb), fr))
+                t = float((fr.pts - origin) * tb)
+                if keep(t):
+                    out.append((t, fr))
 
         for p in packets:
             try:
