@@ -300,7 +300,10 @@ def evaluate(
 
     if not synth and not real:
         raise typer.BadParameter("give --synth N and/or --real DIR")
-    res = evaluate_recipe(model, synth=synth, synth_seed=synth_seed, real=real, imgsz=imgsz, jobs=jobs)
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):  # Ultralytics' progress must not corrupt the JSON on stdout
+        res = evaluate_recipe(model, synth=synth, synth_seed=synth_seed, real=real, imgsz=imgsz, jobs=jobs)
     sys.stdout.write(json.dumps(res, indent=1, ensure_ascii=False) + "\n")
 
 
