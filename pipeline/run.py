@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from . import __version__, evidence
 from .config import Config
 from .detect import Detector, YoloDetector
 from .judge import judge
-from .records import Detection, Frame
+from .records import Detection, Frame, Violation
 from .sample import DecodeError, Sampler
 from .store import Job, LeaseLost, Store, worker_id
 from .track import MotionEstimator, Tracker
@@ -33,6 +34,7 @@ from .workspace import Workspace
 
 _QUEUE_FRAMES = 16
 _RENEW_EVERY_S = 60.0
+_CLIP_WORKERS = 2
 
 
 @dataclass
@@ -232,24 +234,38 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
     stage.mkdir(parents=True)
     duration = max(src.probe.duration_s, sampler.stats.last_t_s)
     keyframes = sampler.stats.keyframe_times or [0.0]
+    frame_time = {f.index: f.t_s for f in frames}
+    on_frame: dict[int, list[int]] = {}
+    for k, d in enumerate(dets):
+        on_frame.setdefault(d.frame_index, []).append(k)
+
+    def make_evidence(i: int, v: Violation) -> evidence.Staged:
+        start, end = evidence.clip_range(v, cfg, keyframes, duration)
+        files = evidence.cut_clip(src, media, start, end, stage / f"v{i}")
+        tid = max(v.track_ids, key=lambda k: best.get(k, (0.0,))[0])
+        _, fidx, jpg = best[tid]
+        image = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+        boxes = [(dets[k].box, dets[k].category, dets[k].confidence) for k in on_frame.get(fidx, [])
+                 if track_violation.get(det_track.get(k, -1)) == i]
+        kf_t = frame_time[fidx]
+        kf_path = stage / f"v{i}.jpg"
+        evidence.annotate_keyframe(image, boxes, full, cfg, src.wall_clock(kf_t), kf_t, src.district, kf_path)
+        files.append(("keyframe", kf_path, kf_t, kf_t, None))
+        return evidence.Staged(files)
+
     staged: list[evidence.Staged] = []
     try:
-        for i, v in enumerate(violations):
-            start, end = evidence.clip_range(v, cfg, keyframes, duration)
-            files = evidence.cut_clip(src, media, start, end, stage / f"v{i}")
-            tid = max(v.track_ids, key=lambda k: best.get(k, (0.0,))[0])
-            _, fidx, jpg = best[tid]
-            image = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
-            boxes = [(d.box, d.category, d.confidence) for k, d in enumerate(dets)
-                     if d.frame_index == fidx and track_violation.get(det_track.get(k, -1)) == i]
-            kf_t = next(f.t_s for f in frames if f.index == fidx)
-            kf_path = stage / f"v{i}.jpg"
-            when = src.wall_clock(kf_t)
-            evidence.annotate_keyframe(image, boxes, full, cfg, when, kf_t, src.district, kf_path)
-            files.append(("keyframe", kf_path, kf_t, kf_t, None))
-            staged.append(evidence.Staged(files))
-            if progress:
-                progress("clip", {"i": i + 1, "n": len(violations)})
+        # ffmpeg cuts run as subprocesses: two at a time keep both cores busy at the end of a source
+        with ThreadPoolExecutor(max_workers=_CLIP_WORKERS) as pool:
+            futures = [pool.submit(make_evidence, i, v) for i, v in enumerate(violations)]
+            try:
+                for i, fut in enumerate(futures):
+                    staged.append(fut.result())
+                    if progress:
+                        progress("clip", {"i": i + 1, "n": len(violations)})
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
         timings["clips"] = time.perf_counter() - t
 
         t = time.perf_counter()
