@@ -164,7 +164,7 @@ class Sampler:
         wanted = [t0, *mid_targets]
         # keep only frames that can be the nearest to a target: a long GOP never sits in memory decoded
         decoded = self._decode(codec, gop.packets[: last + 1], origin, tb,
-                               keep=lambda t: any(abs(t - w) <= 1.5 * step for w in wanted))
+                               keep=lambda t: any(abs(t - w) <= 3.5 * step for w in wanted))
         decoded = [(t, f) for t, f in decoded if t >= t0 - 1e-6]
         if not decoded:
             return
@@ -237,6 +237,9 @@ class Sampler:
                 if keep(t):
                     out.append((t, fr))
 
+        # frames nothing refers to (most B-frames) are only worth decoding if they are a target; a
+        # reference frame at most a couple of frames away serves a 1/s sample as well, for less work
+        codec.skip_frame = "NONREF"
         for p in packets:
             try:
                 collect(codec.decode(p))
@@ -247,6 +250,7 @@ class Sampler:
         except av.FFmpegError:
             self.stats.decode_errors += 1
         codec.flush_buffers()
+        codec.skip_frame = "DEFAULT"
         out.sort(key=lambda x: x[0])
         return out
 
