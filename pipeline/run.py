@@ -172,7 +172,12 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
     frames: list[Frame] = []  # images dropped once used: only t_s/index are kept
     dets: list[Detection] = []
     det_track: dict[int, int] = {}
-    best: dict[int, tuple[float, int, bytes]] = {}  # track id -> (confidence, frame index, JPEG)
+    # track id -> (confidence, frame index, JPEG file): best views wait on disk, not in memory, so a
+    # long video's thousands of tracks do not grow the process
+    best: dict[int, tuple[float, int, Path]] = {}
+    stage = ws.tmp / f"{_safe_owner(job.owner)}-{src.id}"
+    shutil.rmtree(stage, ignore_errors=True)
+    (stage / "best").mkdir(parents=True)
     last_renew = time.monotonic()
 
     def consume(batch: list[Frame]) -> None:
@@ -193,8 +198,9 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
                 det_track[base + k] = tid
                 conf = fd[k].confidence
                 if tid not in best or conf > best[tid][0]:
-                    _ok, jpg = cv2.imencode(".jpg", f.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
-                    best[tid] = (conf, f.index, jpg.tobytes())
+                    path = stage / "best" / f"{tid}.jpg"
+                    cv2.imwrite(str(path), f.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+                    best[tid] = (conf, f.index, path)
             frames.append(Frame(f.t_s, f.index, f.keyframe, np.empty(0, np.uint8)))
         timings["track"] += time.perf_counter() - t
 
@@ -219,6 +225,9 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
             consume(batch)
             if progress:
                 progress("frames", {"n": len(batch), "t_s": batch[-1].t_s})
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     finally:
         stop.set()
         th.join(timeout=10)
@@ -229,9 +238,6 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
     timings["events"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    stage = ws.tmp / f"{_safe_owner(job.owner)}-{src.id}"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
     duration = max(src.probe.duration_s, sampler.stats.last_t_s)
     keyframes = sampler.stats.keyframe_times or [0.0]
     frame_time = {f.index: f.t_s for f in frames}
@@ -244,7 +250,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
         files = evidence.cut_clip(src, media, start, end, stage / f"v{i}")
         tid = max(v.track_ids, key=lambda k: best.get(k, (0.0,))[0])
         _, fidx, jpg = best[tid]
-        image = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imread(str(jpg), cv2.IMREAD_COLOR)
         boxes = [(dets[k].box, dets[k].category, dets[k].confidence) for k in on_frame.get(fidx, [])
                  if track_violation.get(det_track.get(k, -1)) == i]
         kf_t = frame_time[fidx]
