@@ -34,6 +34,7 @@ from pipeline.scoring import EventScore, score_events  # noqa: E402
 from pipeline.track import MotionEstimator, Tracker, iou  # noqa: E402
 
 FLOOR = 0.05
+GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
 CACHE = ROOT / "runs" / "events"
 
 
@@ -155,18 +156,18 @@ def main() -> None:
             print(f"  false alarm {f['video']} {f['category']} {f['start_s']:.1f}-{f['end_s']:.1f}s "
                   f"conf {f['confidence']:.2f}")
     if args.sweep:
-        grid = [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]
+        print(f"best of {len(GRID) ** 3 * 2} settings (per-category confidence; min_hits 2 over 1 s, or 1):")
         results = []
-        for g, p, st in itertools.product(grid, grid, grid):
+        for g, p, st, hits in itertools.product(GRID, GRID, GRID, (2, 1)):
+            thr = {"garbage": g, "parking": p, "stall": st}
             c = cfg.model_copy(update={"categories": {
-                k: cc.model_copy(update={"confidence": {"garbage": g, "parking": p, "stall": st}[k]})
-                for k, cc in cfg.categories.items()}})
+                k: cc.model_copy(update={"confidence": thr[k], "min_hits": hits,
+                                                   "min_duration_s": min(cc.min_duration_s, hits - 1.0)}) for k, cc in cfg.categories.items()}})
             r = score(data, c)
-            results.append((min(r.recall, r.precision), r.recall + r.precision, (g, p, st), str(r)))
+            results.append((min(r.recall, r.precision), r.recall + r.precision, (g, p, st, hits), str(r)))
         results.sort(reverse=True)
-        for _, _, thr, text in results[:10]:
-            print(f"  garbage {thr[0]:.2f} parking {thr[1]:.2f} stall {thr[2]:.2f}: {text}")
-
+        for _, _, (g, p, st, hits), text in results[:10]:
+            print(f"  garbage {g:.2f} parking {p:.2f} stall {st:.2f} min_hits {hits}: {text}")
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ decoded at, because evidence keyframes and review overlays are drawn at full res
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 from collections.abc import Sequence
@@ -54,8 +55,15 @@ class YoloDetector:
         self.thresholds = {c: cc.confidence for c, cc in cfg.categories.items()}
         # context classes are kept (for review and retraining) above this floor
         self.floor = min(self.thresholds.values())
-        yolo = self._load_yolo(path)
-        self.names: dict[int, str] = dict(yolo.names)
+        onnx_path = export_path(self.sha256, "onnx", self.imgsz)
+        if self.backend == "onnx" and onnx_path.exists():
+            # the export of these exact weights is cached: no need to import PyTorch at all (~1 s, ~300 MB)
+            yolo = None
+            self._onnx = OnnxYolo(onnx_path, self.imgsz, self.floor, cfg.model.threads)
+            self.names: dict[int, str] = self._onnx.names
+        else:
+            yolo = self._load_yolo(path)
+            self.names = dict(yolo.names)
         unknown = set(self.class_map) - set(self.names.values())
         if unknown:
             raise ModelError(
@@ -63,8 +71,9 @@ class YoloDetector:
                 f"(it has {sorted(self.names.values())})"
             )
         if self.backend == "onnx":
-            self._onnx = OnnxYolo(exported(yolo, self.sha256, "onnx", self.imgsz), self.imgsz, self.floor,
-                                  cfg.model.threads)
+            if yolo is not None:
+                self._onnx = OnnxYolo(exported(yolo, self.sha256, "onnx", self.imgsz), self.imgsz, self.floor,
+                                      cfg.model.threads)
             self._infer = self._onnx.infer
         else:
             if self.backend == "openvino":
@@ -123,14 +132,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VAUDIT_CACHE", Path.home() / ".cache" / "vaudit"))
 
 
+def export_path(sha256: str, fmt: str, imgsz: int) -> Path:
+    return cache_dir() / f"{sha256[:16]}-{imgsz}{'.onnx' if fmt == 'onnx' else '_openvino_model'}"
+
+
 def exported(yolo, sha256: str, fmt: str, imgsz: int) -> Path:
     """The ONNX/OpenVINO export of these weights, made once (a few seconds) and cached by their hash.
 
     Each process exports in a folder of its own and renames the result into place, so concurrent
     workers starting together never see a half-written export.
     """
-    suffix = ".onnx" if fmt == "onnx" else "_openvino_model"
-    target = cache_dir() / f"{sha256[:16]}-{imgsz}{suffix}"
+    target = export_path(sha256, fmt, imgsz)
     if target.exists():
         return target
     work = cache_dir() / f"tmp-{os.getpid()}"
@@ -168,6 +180,9 @@ class OnnxYolo:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
+        # Ultralytics writes the class names into the export's metadata as a Python dict literal
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.names = {int(k): str(v) for k, v in ast.literal_eval(meta.get("names", "{}")).items()}
         self.imgsz = imgsz
         self.iou = iou
         self.floor = floor
