@@ -134,14 +134,19 @@ def run(
         store.close()
 
 
-def _decode_thread(sampler: Sampler, q: queue.Queue, stop: threading.Event, timing: dict) -> None:
+def _decode_thread(sampler: Sampler, motion: MotionEstimator, full: tuple[int, int], q: queue.Queue,
+                   stop: threading.Event, timing: dict) -> None:
     t = time.perf_counter()
     try:
         for frame in sampler:
-            timing["decode"] += time.perf_counter() - t
+            t1 = time.perf_counter()
+            timing["decode"] += t1 - t
+            # camera motion needs only consecutive frames: estimated here, it overlaps with detection
+            item = (frame, motion.update(frame, full))
+            timing["motion"] += time.perf_counter() - t1
             while not stop.is_set():
                 try:
-                    q.put(frame, timeout=0.5)
+                    q.put(item, timeout=0.5)
                     break
                 except queue.Full:
                     continue
@@ -159,15 +164,15 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
                    ) -> tuple[int, dict[str, float], dict[str, int]]:
     src = job.source
     full = (src.probe.width, src.probe.height)
-    timings = {"decode": 0.0, "detect": 0.0, "track": 0.0, "events": 0.0, "clips": 0.0, "db": 0.0}
+    timings = {"decode": 0.0, "motion": 0.0, "detect": 0.0, "track": 0.0, "events": 0.0, "clips": 0.0, "db": 0.0}
     media = str(ws.abs(src.original_copy)) if src.original_copy else src.path
     sampler = Sampler(media, cfg.sampling.rate, src.probe.rotation, cfg.sampling.max_side,
                       cfg.sampling.scene_keyframes)
     q: queue.Queue = queue.Queue(maxsize=_QUEUE_FRAMES)
     stop = threading.Event()
-    th = threading.Thread(target=_decode_thread, args=(sampler, q, stop, timings), daemon=True)
+    th = threading.Thread(target=_decode_thread, args=(sampler, MotionEstimator(), full, q, stop, timings),
+                          daemon=True)
     th.start()
-    motion = MotionEstimator()
     tracker = Tracker(cfg.events.max_gap_s, cfg.events.min_iou)
     frames: list[Frame] = []  # images dropped once used: only t_s/index are kept
     dets: list[Detection] = []
@@ -180,16 +185,15 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
     (stage / "best").mkdir(parents=True)
     last_renew = time.monotonic()
 
-    def consume(batch: list[Frame]) -> None:
+    def consume(batch: list[tuple[Frame, np.ndarray]]) -> None:
         t = time.perf_counter()
-        found = det.detect(batch, full)
+        found = det.detect([f for f, _ in batch], full)
         timings["detect"] += time.perf_counter() - t
         t = time.perf_counter()
         by_frame: dict[int, list[Detection]] = {}
         for d in found:
             by_frame.setdefault(d.frame_index, []).append(d)
-        for f in batch:
-            to_ref = motion.update(f, full)
+        for f, to_ref in batch:
             fd = by_frame.get(f.index, [])
             assigned = tracker.update(f.t_s, fd, to_ref)
             base = len(dets)
@@ -205,7 +209,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
         timings["track"] += time.perf_counter() - t
 
     try:
-        batch: list[Frame] = []
+        batch: list[tuple[Frame, np.ndarray]] = []
         while True:
             item = q.get()
             if isinstance(item, BaseException):
@@ -216,7 +220,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
             if len(batch) >= getattr(det, "batch", 4):
                 consume(batch)
                 if progress:
-                    progress("frames", {"n": len(batch), "t_s": batch[-1].t_s})
+                    progress("frames", {"n": len(batch), "t_s": batch[-1][0].t_s})
                 batch = []
             if time.monotonic() - last_renew > _RENEW_EVERY_S:
                 store.renew_lease(job)
@@ -224,7 +228,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
         if batch:
             consume(batch)
             if progress:
-                progress("frames", {"n": len(batch), "t_s": batch[-1].t_s})
+                progress("frames", {"n": len(batch), "t_s": batch[-1][0].t_s})
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
