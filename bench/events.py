@@ -46,7 +46,7 @@ def seed_range(text: str) -> list[int]:
     return out
 
 
-def videos(seeds: list[int], samples: bool, duration: float) -> list[tuple[Path, dict]]:
+def videos(seeds: list[int], samples: bool, duration: float, cache: Path = CACHE) -> list[tuple[Path, dict]]:
     """(video, truth) pairs: the shipped samples and rendered seeds (rendered once, then cached)."""
     from pipeline.synth import render_video
 
@@ -55,7 +55,7 @@ def videos(seeds: list[int], samples: bool, duration: float) -> list[tuple[Path,
         for v in sorted((ROOT / "samples").rglob("*.mp4")):
             out.append((v, json.loads(v.with_suffix(".json").read_text(encoding="utf-8"))))
     for seed in seeds:
-        d = CACHE / "footage"
+        d = cache / "footage"
         v = d / f"s{seed}-{duration:g}.mp4"
         if not v.with_suffix(".json").exists():
             render_video(d, v.stem, seed=seed, duration=duration, size=(960, 540), crf=27)
@@ -63,10 +63,10 @@ def videos(seeds: list[int], samples: bool, duration: float) -> list[tuple[Path,
     return out
 
 
-def observe(video: Path, cfg: Config, det: YoloDetector) -> list[tuple]:
+def observe(video: Path, cfg: Config, det: YoloDetector, cache: Path = CACHE) -> list[tuple]:
     """Per sampled frame: (t_s, detections at the floor, camera motion to the reference). Cached."""
     key = hashlib.sha256(f"{det.sha256}:{det.imgsz}:{cfg.sampling}:{video.stat().st_size}".encode()).hexdigest()[:16]
-    path = CACHE / "obs" / f"{video.stem}-{key}.pkl"
+    path = cache / "obs" / f"{video.stem}-{key}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
     pr = probe(video)
@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--no-samples", action="store_true", help="leave the shipped samples out")
     ap.add_argument("--config", type=Path)
     ap.add_argument("--model", type=Path)
+    ap.add_argument("--cache", type=Path, default=CACHE, help="rendered footage and detections (default runs/events)")
     ap.add_argument("--why", action="store_true", help="explain every miss and false alarm")
     ap.add_argument("--sweep", action="store_true", help="try per-category confidence thresholds")
     args = ap.parse_args()
@@ -143,8 +144,8 @@ def main() -> None:
     low = cfg.model_copy(update={"categories": {c: cc.model_copy(update={"confidence": FLOOR})
                                                 for c, cc in cfg.categories.items()}})
     det = YoloDetector(low, args.model)
-    data = [(v, t, observe(v, cfg, det)) for v, t in videos(seed_range(args.seeds) if args.seeds else [],
-                                                               not args.no_samples, args.duration)]
+    found = videos(seed_range(args.seeds) if args.seeds else [], not args.no_samples, args.duration, args.cache)
+    data = [(v, t, observe(v, cfg, det, args.cache)) for v, t in found]
     s = score(data, cfg)
     print(f"{len(data)} videos, model {det.path.name} @ {det.imgsz}: {s}")
     if args.why:

@@ -20,3 +20,15 @@ def test_benchmark_runs_on_a_few_seconds(tmp_path, model_path):
     assert set(res["runs"]) == {"vaudit", "baseline", "decode-only"}
     assert res["runs"]["decode-only"]["frames"] == 100
     assert all(v > 0 for v in res["per_hour_min"].values())
+
+
+def test_event_benchmark_scores_fresh_footage_and_caches_detections(tmp_path, model_path):
+    cmd = [sys.executable, "bench/events.py", "--seeds", "9101", "--duration", "6", "--no-samples", "--why",
+           "--cache", str(tmp_path)]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "1 videos, model vaudit-det.pt" in r.stdout and "recall" in r.stdout and "precision" in r.stdout
+    assert (tmp_path / "footage" / "s9101-6.json").exists()
+    assert len(list((tmp_path / "obs").glob("s9101-6-*.pkl"))) == 1
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    assert again.stdout.splitlines()[0] == r.stdout.splitlines()[0]  # same cached detections, same score
