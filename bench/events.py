@@ -5,7 +5,7 @@
     python bench/events.py --sweep               # try per-category thresholds on the cached detections
 
 The detector runs once per video at a low confidence floor and its output (with the camera-motion
-estimates) is cached under ``runs/events/`` keyed by the model's hash and input size, so trying other
+estimates) is cached under ``runs/events/`` keyed by the model's hash, input size and the code that made it, so trying other
 thresholds or event rules costs seconds, not minutes. ``--why`` explains every miss: the best
 confidence the detector gave the object, and how many sampled frames saw it at all. A miss with a
 low best confidence is the detector's; a miss with a high one is the tracker's or the judge's.
@@ -24,14 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import config as config_mod  # noqa: E402
-from pipeline.config import Config  # noqa: E402
-from pipeline.detect import YoloDetector  # noqa: E402
-from pipeline.ingest import probe  # noqa: E402
-from pipeline.judge import judge  # noqa: E402
-from pipeline.sample import Sampler  # noqa: E402
-from pipeline.scoring import EventScore, score_events  # noqa: E402
-from pipeline.track import MotionEstimator, Tracker, iou  # noqa: E402
+from pipeline import config as config_mod
+from pipeline.config import Config
+from pipeline.detect import YoloDetector
+from pipeline.ingest import probe
+from pipeline.judge import judge
+from pipeline.sample import Sampler
+from pipeline.scoring import EventScore, score_events
+from pipeline.track import MotionEstimator, Tracker, iou
 
 FLOOR = 0.05
 GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
@@ -65,7 +65,8 @@ def videos(seeds: list[int], samples: bool, duration: float, cache: Path = CACHE
 
 def observe(video: Path, cfg: Config, det: YoloDetector, cache: Path = CACHE) -> list[tuple]:
     """Per sampled frame: (t_s, detections at the floor, camera motion to the reference). Cached."""
-    key = hashlib.sha256(f"{det.sha256}:{det.imgsz}:{cfg.sampling}:{video.stat().st_size}".encode()).hexdigest()[:16]
+    code = "".join((ROOT / "pipeline" / m).read_text(encoding="utf-8") for m in ("detect.py", "sample.py", "track.py"))
+    key = hashlib.sha256(f"{det.sha256}:{det.imgsz}:{cfg.sampling}:{video.stat().st_size}:{code}".encode()).hexdigest()[:16]
     path = cache / "obs" / f"{video.stem}-{key}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
