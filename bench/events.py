@@ -66,7 +66,7 @@ def videos(seeds: list[int], samples: bool, duration: float, cache: Path = CACHE
 def observe(video: Path, cfg: Config, det: YoloDetector, cache: Path = CACHE) -> list[tuple]:
     """Per sampled frame: (t_s, detections at the floor, camera motion to the reference). Cached."""
     code = "".join((ROOT / "pipeline" / m).read_text(encoding="utf-8") for m in ("detect.py", "sample.py", "track.py"))
-    key = hashlib.sha256(f"{det.sha256}:{det.imgsz}:{cfg.sampling}:{video.stat().st_size}:{code}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{det.sha256}:{det.imgsz}:{cfg.model.precision}:{cfg.sampling}:{video.stat().st_size}:{code}".encode()).hexdigest()[:16]
     path = cache / "obs" / f"{video.stem}-{key}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
@@ -148,7 +148,7 @@ def main() -> None:
     found = videos(seed_range(args.seeds) if args.seeds else [], not args.no_samples, args.duration, args.cache)
     data = [(v, t, observe(v, cfg, det, args.cache)) for v, t in found]
     s = score(data, cfg)
-    print(f"{len(data)} videos, model {det.path.name} @ {det.imgsz}: {s}")
+    print(f"{len(data)} videos, model {det.path.name} @ {det.imgsz} {cfg.model.precision}: {s}")
     if args.why:
         truths = {v.name: (t, o) for v, t, o in data}
         for m in s.misses:

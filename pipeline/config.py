@@ -34,9 +34,17 @@ class ModelConfig(_Strict):
     backend: Literal["torch", "onnx", "openvino"] = "onnx"
     batch: int = Field(4, ge=1, le=64)
     threads: int = Field(0, ge=0, le=256)  # inference threads for the onnx backend; 0 = let the runtime decide
+    # int8: the onnx export quantised (pipeline/quantize.py), calibrated on synthetic frames; onnx only
+    precision: Literal["fp32", "int8"] = "fp32"
     classes: dict[str, Literal["garbage", "parking", "stall"]] = Field(
         default_factory=lambda: {"garbage": "garbage", "illegal_parking": "parking", "stall": "stall"}
     )
+
+    @model_validator(mode="after")
+    def _int8_needs_onnx(self) -> ModelConfig:
+        if self.precision == "int8" and self.backend != "onnx":
+            raise ValueError(f"precision int8 needs backend onnx (backend is {self.backend})")
+        return self
 
     def resolved_path(self) -> Path:
         p = Path(self.path).expanduser()

@@ -60,6 +60,10 @@ class YoloDetector:
             onnx_path = export_path(self.sha256, "onnx", self.imgsz)
             if not onnx_path.exists():
                 onnx_path = exported(self._load_yolo(path), self.sha256, "onnx", self.imgsz)
+            if cfg.model.precision == "int8":
+                from .quantize import quantized
+
+                onnx_path = quantized(onnx_path, self.imgsz)
             self._onnx = OnnxYolo(onnx_path, self.imgsz, self.floor, cfg.model.threads)
             self.names: dict[int, str] = self._onnx.names
             self._infer = self._onnx.infer
@@ -174,6 +178,7 @@ class OnnxYolo:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.path = Path(path)
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
         # Ultralytics writes the class names into the export's metadata as a Python dict literal
@@ -193,17 +198,25 @@ class OnnxYolo:
         canvas[top:top + nh, left:left + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
         return canvas, r, (left, top)
 
+    @staticmethod
+    def tensor(canvases: list[np.ndarray]) -> np.ndarray:
+        """Letterboxed BGR images -> the network's input: RGB, NCHW, float32 in [0, 1]."""
+        return np.ascontiguousarray(np.stack(canvases)[..., ::-1].transpose(0, 3, 1, 2), np.float32) / 255.0
+
+    def input_for(self, image: np.ndarray) -> np.ndarray:
+        """One image as the network sees it (a batch of one)."""
+        return self.tensor([self._letterbox(image)[0]])
+
     def infer(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         boxed = [self._letterbox(im) for im in images]
-        shapes = {b[0].shape for b in boxed}
-        if len(shapes) == 1:
-            blob = np.stack([b[0] for b in boxed])[..., ::-1].transpose(0, 3, 1, 2)
-            preds = self.session.run(None, {self.input: np.ascontiguousarray(blob, np.float32) / 255.0})[0]
+        if len({b[0].shape for b in boxed}) == 1:
+            preds = self._run([b[0] for b in boxed])
         else:  # mixed frame sizes cannot share a batch
-            preds = np.concatenate([
-                self.session.run(None, {self.input: np.ascontiguousarray(
-                    b[0][None, ..., ::-1].transpose(0, 3, 1, 2), np.float32) / 255.0})[0] for b in boxed])
+            preds = np.concatenate([self._run([b[0]]) for b in boxed])
         return [self._decode(p, r, pad) for p, (_, r, pad) in zip(preds, boxed, strict=True)]
+
+    def _run(self, canvases: list[np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {self.input: self.tensor(canvases)})[0]
 
     def _decode(self, pred: np.ndarray, r: float, pad: tuple[int, int]):
         pred = pred.T  # (anchors, 4 + classes)

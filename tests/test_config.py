@@ -32,6 +32,7 @@ def default_text() -> str:
     [
         (("rate: 1.0", "rate: -1"), "sampling.rate"),
         (("backend: onnx", "backend: tensorflow"), "model.backend"),
+        (("backend: onnx", "backend: torch"), "precision int8 needs backend onnx"),
         (("timezone: Asia/Shanghai", "timezone: Mars/Olympus"), "unknown time zone"),
         (("  max_gap_s: 2.5", "  max_gap_s: 2.5\n  typo_key: 1"), "events.typo_key: unknown key"),
         (("    confidence: 0.55", "    confidence: 2"), "categories.parking.confidence"),

@@ -78,3 +78,38 @@ def test_fresh_synthetic_footage_event_recall_and_precision(tmp_path, model_path
     # measured: recall 1.000 (11/11), precision 0.917 (11/12) (models/vaudit-det.md); 0.895 / 0.919 on the
     # larger fresh set 7001-7010. The floors leave one miss and one false alarm of room.
     assert total.recall >= 0.9 and total.precision >= 0.83, total.report()
+
+
+def test_int8_finds_what_fp32_finds(model_path, sample_files):
+    """The quantised export agrees with the float one on real decoded sample frames: same objects, same
+    classes, boxes in the same place, confidences close (what the event figures in the card rest on)."""
+    from pipeline.detect import YoloDetector
+    from pipeline.ingest import probe
+    from pipeline.sample import Sampler
+    from pipeline.track import iou
+
+    cfg = config_mod.load()
+
+    def detector(precision: str) -> YoloDetector:
+        return YoloDetector(cfg.model_copy(update={"model": cfg.model.model_copy(update={"precision": precision})}))
+
+    fp32, int8 = detector("fp32"), detector("int8")
+    assert int8._onnx.path.name.endswith("-int8.onnx")
+    matched, total, gaps = 0, 0, []
+    for video in sample_files:
+        pr = probe(video)
+        frames = list(Sampler(video, 1.0, pr.rotation, 1280, True))[:8]
+        a = fp32.detect(frames, (pr.width, pr.height))
+        b = int8.detect(frames, (pr.width, pr.height))
+        for d in a:
+            if d.category is None:
+                continue
+            total += 1
+            best = max((e for e in b if e.frame_index == d.frame_index and e.cls == d.cls),
+                       key=lambda e: iou(e.box, d.box), default=None)
+            if best is not None and iou(best.box, d.box) >= 0.7:
+                matched += 1
+                gaps.append(abs(best.confidence - d.confidence))
+    assert total >= 10, total
+    assert matched / total >= 0.85, (matched, total)
+    assert sum(gaps) / len(gaps) <= 0.05, gaps
