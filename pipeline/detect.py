@@ -51,6 +51,7 @@ class YoloDetector:
         self.imgsz = cfg.model.imgsz
         self.batch = cfg.model.batch
         self.backend = cfg.model.backend
+        self.precision = cfg.model.precision
         self.class_map = dict(cfg.model.classes)
         self.thresholds = {c: cc.confidence for c, cc in cfg.categories.items()}
         # context classes are kept (for review and retraining) above this floor
@@ -60,10 +61,13 @@ class YoloDetector:
             onnx_path = export_path(self.sha256, "onnx", self.imgsz)
             if not onnx_path.exists():
                 onnx_path = exported(self._load_yolo(path), self.sha256, "onnx", self.imgsz)
-            if cfg.model.precision == "int8":
+            if self.precision == "int8":
                 from .quantize import quantized
 
-                onnx_path = quantized(onnx_path, self.imgsz)
+                try:
+                    onnx_path = quantized(onnx_path, self.imgsz)
+                except Exception as e:  # noqa: BLE001 - any failure here leaves the float model usable
+                    raise ModelError(f"cannot quantise {path.name} to int8 ({e}); set model.precision: fp32") from None
             self._onnx = OnnxYolo(onnx_path, self.imgsz, self.floor, cfg.model.threads)
             self.names: dict[int, str] = self._onnx.names
             self._infer = self._onnx.infer
