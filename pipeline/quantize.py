@@ -1,13 +1,14 @@
 """INT8 quantisation of the ONNX export, calibrated on the project's own synthetic frames.
 
-Why: on CPUs with VNNI (most office x86 machines since ~2019) an INT8 YOLO runs ~1.6x faster than
-FP32 in ONNX Runtime, and detection is the pipeline's largest stage. Static (QDQ) quantisation needs
-calibration images; they are rendered by `pipeline.synth` from a fixed seed, so the result depends on
-nothing outside the project and nothing is downloaded. The detection head's box decoding (DFL,
-anchors, sigmoid) stays in float: quantising it costs box precision for almost no time. Activation
-ranges are percentiles (99.999%) rather than min/max, so one outlier pixel cannot stretch a range; of
-min/max, entropy and percentile calibration it was the one whose events matched the float model's on
-fresh footage (bench/events.py, seeds 7001-7010).
+Why: detection is the pipeline's largest stage, and on a CPU with VNNI instructions (this machine's
+AMD EPYC has them) an INT8 YOLO runs ~1.5x faster than FP32 in ONNX Runtime (detect stage 8.1 s ->
+5.2 s in bench/pipeline.py). Static (QDQ) quantisation needs calibration images; they are rendered by
+`pipeline.synth` from a fixed seed, so the result depends on nothing outside the project and nothing
+is downloaded. The detection head's box decoding (DFL, anchors, sigmoid) stays in float: quantising
+it costs box precision for almost no time. Activation ranges are percentiles (99.999%) rather than
+min/max, so one outlier pixel cannot stretch a range; of min/max, entropy and percentile calibration
+it was the one whose events matched the float model's on fresh footage (bench/events.py, seeds
+7001-7010, with the previous model).
 
 The quantised model is a cached derivative like the ONNX export itself: made once per weights hash and
 input size, written under a temporary name, then renamed into place.
@@ -37,11 +38,11 @@ def int8_path(onnx_path: Path) -> Path:
 
 
 def quantized(onnx_path: Path, imgsz: int) -> Path:
-    """The INT8 version of ``onnx_path`` (cached next to it); about a minute the first time."""
+    """The INT8 version of ``onnx_path`` (cached next to it); about 20 s the first time."""
     target = int8_path(onnx_path)
     if target.exists():
         return target
-    print(f"preparing the int8 model for {imgsz} px (once for these weights, about a minute) ...",
+    print(f"preparing the int8 model for {imgsz} px (once for these weights, about 20 s) ...",
           file=sys.stderr, flush=True)
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
