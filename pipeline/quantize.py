@@ -44,8 +44,13 @@ def quantized(onnx_path: Path, imgsz: int) -> Path:
         return target
     print(f"preparing the int8 model for {imgsz} px (once for these weights, about 20 s) ...",
           file=sys.stderr, flush=True)
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from .detect import OnnxYolo
