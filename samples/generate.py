@@ -20,8 +20,15 @@ SAMPLES = [  # (district folder, file name, seed, capture start)
     ("城关镇", "DSJ_20261110_160201", 106, datetime(2026, 11, 10, 16, 2, 1, tzinfo=TZ)),
 ]
 
+
+
+def render(root: Path, district: str, name: str, seed: int, start: datetime) -> dict:
+    """One sample clip under root/district/ (a test re-renders one to check the shipped files match)."""
+    return render_video(root / district, name, seed=seed, duration=20, size=(960, 540), fps=25, gop_s=1.0,
+                        district=district, capture_start=start, crf=27)
+
+
 if __name__ == "__main__":
     for district, name, seed, start in SAMPLES:
-        gt = render_video(HERE / district, name, seed=seed, duration=20, size=(960, 540), fps=25, gop_s=1.0,
-                          district=district, capture_start=start, crf=27)
+        gt = render(HERE, district, name, seed, start)
         print(f"{district}/{name}.mp4: {[v['category'] for v in gt['violations']]}")

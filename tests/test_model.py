@@ -111,5 +111,5 @@ def test_int8_finds_what_fp32_finds(model_path, sample_files):
                 matched += 1
                 gaps.append(abs(best.confidence - d.confidence))
     assert total >= 10, total
-    assert matched / total >= 0.9, (matched, total)  # measured 81 of 82, mean confidence gap 0.018
+    assert matched / total >= 0.9, (matched, total)  # measured 79 of 81, mean confidence gap 0.014
     assert sum(gaps) / len(gaps) <= 0.04, gaps

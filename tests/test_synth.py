@@ -12,14 +12,16 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import ROOT, SAMPLES, SHARED
 
+from pipeline.hashing import sha256_file
 from pipeline.synth import CLASSES, render_dataset, render_video
 from pipeline.synth.realbags import RealBags
 from pipeline.synth.render import camera_at, project, render_frame
 from pipeline.synth.scene import build_scene
 from pipeline.synth.textures import random_look
 
-REAL_BAGS = Path("/work/shared/data/woosong-trashbags")
+REAL_BAGS = SHARED / "data" / "woosong-trashbags"
 SMALL = (320, 192)
 CST = timezone(timedelta(hours=8))
 
@@ -210,3 +212,19 @@ def test_real_bag_copy_paste(tmp_path: Path) -> None:
     data_yaml = render_dataset(tmp_path, seed=1, count=12, size=SMALL, real_garbage_dir=REAL_BAGS)
     labels = "".join(p.read_text() for p in (data_yaml.parent / "labels").rglob("*.txt"))
     assert any(line.startswith("0 ") for line in labels.splitlines())
+
+
+def test_shipped_samples_are_what_generate_py_renders(tmp_path):
+    """samples/ must stay reproducible from samples/generate.py: a generator change that alters them
+    has to re-render and re-measure them (they had drifted once, unnoticed). One clip, ~10 s."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generate", ROOT / "samples" / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    district, name, seed, start = next(s for s in generate.SAMPLES if s[1] == "20261105_101500")
+    generate.render(tmp_path, district, name, seed, start)
+    shipped = SAMPLES / district / name
+    assert json.loads((tmp_path / district / f"{name}.json").read_text(encoding="utf-8")) == \
+        json.loads(shipped.with_suffix(".json").read_text(encoding="utf-8"))
+    assert sha256_file(tmp_path / district / f"{name}.mp4") == sha256_file(shipped.with_suffix(".mp4"))
