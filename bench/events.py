@@ -136,8 +136,8 @@ def why(miss: dict, truth: dict, obs: list[tuple]) -> str:
 
 def stacked(vid: str, violations: list[dict]) -> float:
     """How far a violation's boxes coincide with another of its category's (mean IoU over the frames both
-    are visible in; the largest over the others). Two e-bikes parked one behind the other, seen along
-    the kerb, give 0.7-0.9 for seconds: any box detector's NMS keeps one of the two."""
+    are visible in; the largest over the others). Two vehicles parked one behind the other, seen along
+    the kerb, give 0.6-0.8 for seconds: the detector reports one box for the two."""
     v = next(x for x in violations if x["id"] == vid)
     out = 0.0
     for o in violations:

@@ -48,22 +48,36 @@ def overlap(a0: float, a1: float, b0: float, b1: float) -> float:
 
 def score_events(predicted: Sequence[dict], truth: Sequence[dict], slack_s: float = 0.5) -> EventScore:
     """``predicted`` and ``truth`` items have category, start_s, end_s. ``slack_s`` widens each truth
-    interval a little: a sampled detector sees an object up to one sample interval late."""
-    pairs = []
+    interval a little: a sampled detector sees an object up to one sample interval late.
+
+    The one-to-one matching is a maximum matching (augmenting paths), not a greedy one: greedily giving
+    the longest overlap first can leave a truth unmatched that another assignment would have matched
+    (a long violation overlapping two found ones, one of which overlaps nothing else)."""
+    edges: dict[int, list[tuple[float, int]]] = {}
     for i, t in enumerate(truth):
         for j, p in enumerate(predicted):
             if p["category"] == t["category"]:
                 o = overlap(t["start_s"] - slack_s, t["end_s"] + slack_s, p["start_s"], p["end_s"])
                 if o > 0:
-                    pairs.append((o, i, j))
-    pairs.sort(reverse=True)
-    used_t, used_p = set(), set()
-    for _, i, j in pairs:
-        if i not in used_t and j not in used_p:
-            used_t.add(i)
-            used_p.add(j)
+                    edges.setdefault(i, []).append((o, j))
+    for options in edges.values():
+        options.sort(reverse=True)  # longest overlap tried first
+    owner: dict[int, int] = {}  # predicted index -> truth index
+
+    def augment(i: int, tried: set[int]) -> bool:
+        for _, j in edges[i]:
+            if j not in tried:
+                tried.add(j)
+                if j not in owner or augment(owner[j], tried):
+                    owner[j] = i
+                    return True
+        return False
+
+    for i in sorted(edges, key=lambda i: -edges[i][0][0]):
+        augment(i, set())
+    used_t = set(owner.values())
     return EventScore(
         truth=len(truth), predicted=len(predicted), matched=len(used_t),
         misses=[t for i, t in enumerate(truth) if i not in used_t],
-        false_alarms=[p for j, p in enumerate(predicted) if j not in used_p],
+        false_alarms=[p for j, p in enumerate(predicted) if j not in owner],
     )

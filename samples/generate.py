@@ -21,7 +21,6 @@ SAMPLES = [  # (district folder, file name, seed, capture start)
 ]
 
 
-
 def render(root: Path, district: str, name: str, seed: int, start: datetime) -> dict:
     """One sample clip under root/district/ (a test re-renders one to check the shipped files match)."""
     return render_video(root / district, name, seed=seed, duration=20, size=(960, 540), fps=25, gop_s=1.0,
