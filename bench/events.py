@@ -141,7 +141,9 @@ def stacked(vid: str, violations: list[dict]) -> float:
     v = next(x for x in violations if x["id"] == vid)
     out = 0.0
     for o in violations:
-        shared = set(v["boxes"]) & set(o["boxes"]) if o is not v and o["category"] == v["category"] else set()
+        if o is v or o["category"] != v["category"]:
+            continue
+        shared = set(v["boxes"]) & set(o["boxes"])
         if shared:
             out = max(out, sum(iou(v["boxes"][k], o["boxes"][k]) for k in shared) / len(shared))
     return out
