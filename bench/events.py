@@ -94,12 +94,15 @@ def observe(video: Path, cfg: Config, det: YoloDetector, cache: Path = CACHE) ->
 
 
 def events(obs: list[tuple], cfg: Config) -> list[dict]:
+    """The pipeline's violations for one video, each with its boxes per sampled time (for ``--why``)."""
     thr = {c: cc.confidence for c, cc in cfg.categories.items()}
-    tracker = Tracker(cfg.events.max_gap_s, cfg.events.min_iou)
+    tracker = Tracker.for_config(cfg)
     for t_s, dets, to_ref in obs:
         tracker.update(t_s, [d for d in dets if d.category is None or d.confidence >= thr[d.category]], to_ref)
-    found, _ = judge(tracker.finish(), cfg)
-    return [{"category": v.category, "start_s": v.start_s, "end_s": v.end_s, "confidence": v.confidence}
+    tracks = tracker.finish()
+    found, _ = judge(tracks, cfg)
+    return [{"category": v.category, "start_s": v.start_s, "end_s": v.end_s, "confidence": v.confidence,
+             "boxes": {d.t_s: d.box for t in tracks if t.id in v.track_ids for d in t.detections}}
             for v in found]
 
 
@@ -113,25 +116,39 @@ def score(data: list[tuple[Path, dict, list]], cfg: Config) -> EventScore:
     return total
 
 
-def why(miss: dict, truth: dict, obs: list[tuple]) -> str:
-    """The detector's best confidence for a missed object, and in how many sampled frames it saw it."""
+def why(miss: dict, truth: dict, obs: list[tuple], predicted: list[dict]) -> str:
+    """The detector's best confidence for a missed object, in how many sampled frames it saw it, and
+    whether an event followed it that was matched to another truth (two objects seen as one)."""
     boxes = {float(t): b for t, b in next(v for v in truth["violations"] if v["id"] == miss["id"])["boxes"].items()}
     seen, best = 0, 0.0
     for t_s, dets, _ in obs:
-        near = min(boxes, key=lambda t: abs(t - t_s)) if boxes else None
-        if near is None or abs(near - t_s) > 0.2:
-            continue
-        gt = tuple(boxes[near])
-        confs = [d.confidence for d in dets if d.category == miss["category"] and iou(d.box, gt) > 0.3]
+        gt = near(boxes, t_s)
+        confs = [d.confidence for d in dets if gt and d.category == miss["category"] and iou(d.box, gt) > 0.3]
         if confs:
             seen += 1
             best = max(best, *confs)
     h = max(b[3] - b[1] for b in boxes.values()) if boxes else 0
     text = f"visible in {len(boxes)} frames (max height {h:.0f} px); detected in {seen} samples, best conf {best:.2f}"
+    cover = max((followed(p["boxes"], boxes) for p in predicted if p["category"] == miss["category"]), default=0.0)
     hidden = stacked(miss["id"], truth["violations"])
+    if cover >= 0.3:
+        text += (f"; followed by an event (mean box IoU {cover:.2f}) matched to another {miss['category']} "
+                 f"violation: seen as one object with it")
     if hidden >= 0.5:
-        text += f"; lined up with another {miss['category']} violation (mean box IoU {hidden:.2f}): seen as one object"
+        text += f"; lined up with another {miss['category']} violation (mean box IoU {hidden:.2f})"
     return text
+
+
+def near(boxes: dict[float, list], t_s: float) -> tuple | None:
+    """The truth box at sampled time ``t_s`` (rendered frames are 1/fps apart), or None when not visible."""
+    t = min(boxes, key=lambda k: abs(k - t_s)) if boxes else None
+    return tuple(boxes[t]) if t is not None and abs(t - t_s) <= 0.2 else None
+
+
+def followed(event_boxes: dict[float, tuple], truth_boxes: dict[float, list]) -> float:
+    """Mean IoU of an event's boxes with a truth's, over the sampled times the truth is visible in."""
+    ious = [iou(b, gt) for t, b in event_boxes.items() if (gt := near(truth_boxes, t))]
+    return sum(ious) / len(ious) if ious else 0.0
 
 
 def stacked(vid: str, violations: list[dict]) -> float:
@@ -173,7 +190,8 @@ def main() -> None:
         truths = {v.name: (t, o) for v, t, o in data}
         for m in s.misses:
             t, o = truths[m["video"]]
-            print(f"  missed {m['video']} {m['category']} {m['start_s']:.1f}-{m['end_s']:.1f}s: {why(m, t, o)}")
+            print(f"  missed {m['video']} {m['category']} {m['start_s']:.1f}-{m['end_s']:.1f}s: "
+                  f"{why(m, t, o, events(o, cfg))}")
         for f in s.false_alarms:
             print(f"  false alarm {f['video']} {f['category']} {f['start_s']:.1f}-{f['end_s']:.1f}s "
                   f"conf {f['confidence']:.2f}")

@@ -123,7 +123,7 @@ def run_baseline(video: str, cfg_path: str | None, model: str | None, q: mp.Queu
     pr = probe(Path(video))
     stride = max(1, round(pr.fps / cfg.sampling.rate))
     full = (pr.width, pr.height)
-    motion, tracker = MotionEstimator(), Tracker(cfg.events.max_gap_s, cfg.events.min_iou)
+    motion, tracker = MotionEstimator(), Tracker.for_config(cfg)
     timings = {"decode+detect": 0.0, "track": 0.0, "events": 0.0, "clips": 0.0}
     with tempfile.TemporaryDirectory() as d, PeakRss() as rss:
         t0 = time.perf_counter()

@@ -267,12 +267,16 @@ def train(
     workers: Annotated[int, typer.Option(help="Data-loading processes.")] = 2,
     jobs: Annotated[int, typer.Option(help="Processes rendering synthetic images.")] = 2,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from last.pt.")] = False,
+    mine: Annotated[int, typer.Option(help="With --base and --synth: keep only the N rendered training frames "
+                                           "the base model gets most wrong.")] = 0,
 ) -> None:
     """Train a detector (CPU, or GPU when present) and write its model card. Downloads nothing."""
     from .train import train_recipe, write_card
 
     if not data and not synth and not real:
         raise typer.BadParameter("give --data, --synth or --real: there is nothing to train on")
+    if mine and not (base and synth):
+        raise typer.BadParameter("--mine needs --base (the model whose mistakes are mined) and --synth (frames to mine)")
     command = "vaudit " + " ".join(sys.argv[1:])
     try:
         mix = {k: float(v) for k, v in (kv.split("=") for kv in synth_mix.split(","))} if synth_mix else None
@@ -281,7 +285,7 @@ def train(
     info = train_recipe(out_path, data=[Path(d) for d in (data or "").split(",") if d], synth=synth,
                         synth_seed=synth_seed, synth_mix=mix, paste_real=paste_real, real=real, epochs=epochs,
                         hours=hours, imgsz=imgsz, batch=batch, base=base, workers=workers, jobs=jobs,
-                        command=command, resume=resume)
+                        command=command, resume=resume, mine=mine)
     write_card(out_path.with_suffix(".md"), info)
     out.print(f"wrote {out_path} and {out_path.with_suffix('.md')}")
 

@@ -77,6 +77,9 @@ class CategoryConfig(_Strict):
     clip_pre_s: float = Field(3.0, ge=0, le=60)
     clip_post_s: float = Field(3.0, ge=0, le=60)
     max_residual_motion: float | None = Field(None, gt=0)
+    # a second box mostly inside a tracked one is a part of the same object (a stall's canopy, one bag of
+    # a pile); false where two objects of the category often stand one behind the other (parked vehicles)
+    fold_nested: bool = True
 
     def label(self) -> str:
         return f"{self.zh} {self.en}"

@@ -173,7 +173,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
     th = threading.Thread(target=_decode_thread, args=(sampler, MotionEstimator(), full, q, stop, timings),
                           daemon=True)
     th.start()
-    tracker = Tracker(cfg.events.max_gap_s, cfg.events.min_iou)
+    tracker = Tracker.for_config(cfg)
     frames: list[Frame] = []  # images dropped once used: only t_s/index are kept
     dets: list[Detection] = []
     det_track: dict[int, int] = {}

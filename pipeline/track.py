@@ -9,13 +9,14 @@ there. What a box moves beyond the camera's motion (the residual) tells a drivin
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
 import cv2
 import numpy as np
 
+from .config import Config
 from .records import Box, Detection, Frame, Track
 
 _WORK_WIDTH = 320
@@ -135,14 +136,25 @@ class _Open:
 
 
 class Tracker:
-    """Incremental: feed each sampled frame's detections in time order, then ``finish()``."""
+    """Incremental: feed each sampled frame's detections in time order, then ``finish()``.
 
-    def __init__(self, max_gap_s: float, min_iou: float):
+    ``fold_nested``: the categories in which a second box lying mostly inside one already tracked in
+    the same frame is a part of that object (a stall's canopy, one bag of a pile), not another object.
+    None folds in every category.
+    """
+
+    def __init__(self, max_gap_s: float, min_iou: float, fold_nested: Collection[str] | None = None):
         self.max_gap_s = max_gap_s
         self.min_iou = min_iou
+        self.fold_nested = fold_nested
         self._open: list[_Open] = []
         self._closed: list[_Open] = []
         self._next_id = 1
+
+    @classmethod
+    def for_config(cls, cfg: Config) -> Tracker:
+        return cls(cfg.events.max_gap_s, cfg.events.min_iou,
+                   {c for c, cc in cfg.categories.items() if cc.fold_nested})
 
     def update(self, t_s: float, detections: Sequence[Detection], to_ref: np.ndarray) -> dict[int, int]:
         """Returns {position in ``detections``: track id} for the violation-category detections."""
@@ -184,7 +196,8 @@ class Tracker:
             if k in assigned:
                 continue
             # a second box on the same object (the whole stall and its canopy, say) is not a second object
-            twin = next((j for j in assigned if detections[j].category == d.category
+            fold = self.fold_nested is None or d.category in self.fold_nested
+            twin = next((j for j in assigned if fold and detections[j].category == d.category
                          and overlap_of_smaller(detections[j].box, d.box) >= 0.6), None)
             if twin is not None:
                 assigned[k] = assigned[twin]

@@ -232,7 +232,7 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
                  epochs: int = 30, imgsz: int = 416, batch: int = 32, base: Path | None = None,
                  arch: str = "yolov8n.yaml", workers: int = 2, jobs: int = 2, work: Path | None = None,
                  command: str = "vaudit train", resume: bool = False, hours: float | None = None,
-                 synth_mix: dict[str, float] | None = None, paste_real: bool = True) -> dict:
+                 synth_mix: dict[str, float] | None = None, paste_real: bool = True, mine: int = 0) -> dict:
     """Everything `vaudit train` does: gather data, train, measure on held-out sets, write the card.
 
     Each model gets its own work folder (runs/train/<name>), so a fine-tune can read the data.yaml of
@@ -245,11 +245,13 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
     if synth:
         paste = real if paste_real else None
         synth_yamls = render_synthetic(work / "synth", synth, synth_seed, (640, 384), paste, jobs, synth_mix)
-        yamls += synth_yamls
+        yamls += [mine_hardest(base, synth_yamls, mine, imgsz, work)] if mine and base else synth_yamls
         mix_note = f", violation mix {synth_mix}" if synth_mix else ""
         sources.append(f"{synth} synthetic street frames rendered by `vaudit synth --dataset` (seed {synth_seed}"
                        f"{mix_note}), {'with real woosong bags pasted in (train split only); ' if paste else ''}"
-                       "85/15 train/val")
+                       "85/15 train/val"
+                       + (f"; of the train split only the {mine} frames the base model got most wrong were kept"
+                          if mine and base else ""))
     real_yaml = None
     if real:
         real_yaml = woosong_to_yolo(real, work / "woosong")
@@ -271,6 +273,40 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
         "machine": res.device, "train_seconds": round(res.seconds, 1), "metrics": metrics,
     }
     return info
+
+
+def mine_hardest(base: Path, yamls: list[Path], keep: int, imgsz: int, work: Path) -> Path:
+    """A data.yaml whose train split is the ``keep`` rendered frames ``base`` gets most wrong at the
+    pipeline's thresholds (pipeline/mining.py); the val splits stay whole."""
+    import sys
+
+    from . import config as config_mod
+    from .mining import hardest, mistakes
+
+    cfg = config_mod.load(None)
+    thresholds = {CLASSES.index(cls): cfg.categories[cat].confidence for cls, cat in cfg.model.classes.items()}
+    images, val = [], []
+    for y in yamls:
+        d = yaml.safe_load(Path(y).read_text())
+        images += sorted((Path(d["path"]) / d["train"]).glob("*.jpg"))
+        val.append(str(Path(d["path"]) / d["val"]))
+
+    def say(done: int, total: int) -> None:
+        if done % 1024 < 16 or done == total:
+            print(f"mining: {done}/{total} frames", file=sys.stderr, flush=True)
+
+    found = mistakes(base, images, thresholds, imgsz, say)
+    kept = hardest(found, keep)
+    work.mkdir(parents=True, exist_ok=True)
+    listing = work / "mined-train.txt"
+    listing.write_text("".join(f"{p}\n" for p in kept))
+    (work / "mined.json").write_text(json.dumps(
+        {"frames": len(found), "kept": len(kept), "with_mistakes": sum(1 for m in found if m.count),
+         "missed": sum(m.missed for m in found), "false": sum(m.false for m in found)}, indent=1) + "\n")
+    out = work / "mined.yaml"
+    out.write_text(yaml.safe_dump({"path": str(work), "train": str(listing), "val": val,
+                                   "names": dict(enumerate(CLASSES))}, sort_keys=False))
+    return out
 
 
 def evaluate_recipe(weights: Path, *, synth: int = 0, synth_seed: int = 1, real: Path | None = None,

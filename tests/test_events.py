@@ -22,11 +22,11 @@ def shift(dx: float, dy: float = 0.0, s: float = 1.0) -> np.ndarray:
     return np.array([[s, 0, dx], [0, s, dy], [0, 0, 1.0]])
 
 
-def run(frames: list[tuple[float, list[Detection], np.ndarray]]):
-    tr = Tracker(CFG.events.max_gap_s, CFG.events.min_iou)
+def run(frames: list[tuple[float, list[Detection], np.ndarray]], cfg=CFG):
+    tr = Tracker.for_config(cfg)
     for t, ds, m in frames:
         tr.update(t, ds, m)
-    return judge(tr.finish(), CFG)
+    return judge(tr.finish(), cfg)
 
 
 def test_panning_camera_keeps_one_object_one_violation():
@@ -86,3 +86,15 @@ def test_box_the_model_calls_more_likely_a_hard_negative_is_ignored():
     frames = [(t * 0.5, [det(t * 0.5, "parking", car, conf=0.9), Detection(0, t * 0.5, "vehicle", None, 0.6, car)],
                shift(0)) for t in range(6)]
     assert len(run(frames)[0]) == 1
+
+
+def test_nested_box_is_part_of_a_stall_but_a_second_vehicle_in_a_row():
+    """A stall's canopy inside the stall's box is the same stall; a motorbike parked in front of another,
+    its box inside the other's, is a second violation (configs/default.yaml: fold_nested)."""
+    outer, inner = (300, 200, 460, 330), (330, 230, 450, 330)  # inner lies wholly inside outer
+    for cat, expected in (("stall", 1), ("parking", 2)):
+        frames = [(t * 0.5, [det(t * 0.5, cat, outer, 0.9), det(t * 0.5, cat, inner, 0.7)], shift(0)) for t in range(6)]
+        assert len(run(frames)[0]) == expected, cat
+    folding = CFG.model_copy(update={"categories": {
+        k: cc.model_copy(update={"fold_nested": True}) for k, cc in CFG.categories.items()}})
+    assert len(run(frames, folding)[0]) == 1
