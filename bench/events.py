@@ -8,8 +8,8 @@ The detector runs once per video at a low confidence floor and its output (with 
 estimates) is cached under ``runs/events/`` keyed by the model's hash, input size and the code that made it, so trying other
 thresholds or event rules costs seconds, not minutes. ``--why`` explains every miss: the best
 confidence the detector gave the object, and how many sampled frames saw it at all. A miss with a
-low best confidence is the detector's; a miss with a high one is the tracker's or the judge's, or an
-object lined up behind another of its category (said so).
+low best confidence is the detector's; one followed by an event that was matched to another truth is
+two objects seen as one (said so, and whether the two stand in line); any other is the judge's.
 """
 
 from __future__ import annotations
