@@ -9,7 +9,7 @@ figures stay comparable with the base model's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +68,7 @@ def count_mistakes(image: Path, labels: tuple[np.ndarray, np.ndarray], pred_cls:
 
 
 def mistakes(weights: Path, images: Sequence[Path], thresholds: dict[int, float], imgsz: int,
-             progress: Iterable | None = None) -> list[Mistakes]:
+             progress: Callable[[int, int], None] | None = None) -> list[Mistakes]:
     """Run ``weights`` over ``images`` (labels beside them, YOLO layout) and count each frame's mistakes."""
     from ultralytics import YOLO
 
