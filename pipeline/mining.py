@@ -59,11 +59,11 @@ def count_mistakes(image: Path, labels: tuple[np.ndarray, np.ndarray], pred_cls:
     cls, box = labels
     missed = false = 0
     for c, thr in thresholds.items():
-        truth = box[(cls == c) & (box[:, 3] - box[:, 1] >= MIN_HEIGHT_PX)] if len(box) else box
+        truth = box[cls == c]
         pred = pred_box[(pred_cls == c) & (pred_conf >= thr)]
-        all_truth = box[cls == c] if len(box) else box
-        missed += int((_iou(truth, pred).max(axis=1, initial=0.0) < 0.5).sum())
-        false += int((_iou(pred, all_truth).max(axis=1, initial=0.0) < 0.3).sum())
+        big = truth[truth[:, 3] - truth[:, 1] >= MIN_HEIGHT_PX]
+        missed += int((_iou(big, pred).max(axis=1, initial=0.0) < 0.5).sum())
+        false += int((_iou(pred, truth).max(axis=1, initial=0.0) < 0.3).sum())
     return Mistakes(image, missed, false)
 
 
