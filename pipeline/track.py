@@ -9,7 +9,7 @@ there. What a box moves beyond the camera's motion (the residual) tells a drivin
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
@@ -101,10 +101,17 @@ def overlap_of_smaller(a: Box, b: Box) -> float:
     return ix * iy / small if small > 0 else 0.0
 
 
-def _outvoted(d: Detection, detections: Sequence[Detection]) -> bool:
-    """The same box is more likely a hard negative (a vehicle in a bay, a tidy bin, a pedestrian):
-    the model was trained on those classes precisely to say so."""
-    return any(o.category is None and o.confidence > d.confidence and iou(o.box, d.box) >= 0.5 for o in detections)
+def _outvoted(d: Detection, detections: Sequence[Detection], thresholds: Mapping[str, float]) -> bool:
+    """The same box is more likely something else: a hard negative (a vehicle in a bay, a tidy bin, a
+    pedestrian; the model was trained on those classes precisely to say so), or another violation
+    (a parked van also scored as a stall). Violation classes are compared by how far each clears its
+    own threshold, since the thresholds are what make their confidences comparable."""
+    def margin(x: Detection) -> float:
+        return x.confidence / thresholds.get(x.category, 1.0) if x.category else x.confidence
+
+    return any(o.category != d.category and iou(o.box, d.box) >= 0.5
+               and (o.confidence > d.confidence if o.category is None else margin(o) > margin(d))
+               for o in detections)
 
 
 @dataclass
@@ -140,13 +147,16 @@ class Tracker:
 
     ``fold_nested``: the categories in which a second box lying mostly inside one already tracked in
     the same frame is a part of that object (a stall's canopy, one bag of a pile), not another object.
-    None folds in every category.
+    None folds in every category. ``thresholds``: each category's confidence threshold, for weighing
+    two violation classes given to the same box.
     """
 
-    def __init__(self, max_gap_s: float, min_iou: float, fold_nested: Collection[str] | None = None):
+    def __init__(self, max_gap_s: float, min_iou: float, fold_nested: Collection[str] | None = None,
+                 thresholds: Mapping[str, float] | None = None):
         self.max_gap_s = max_gap_s
         self.min_iou = min_iou
         self.fold_nested = fold_nested
+        self.thresholds = thresholds or {}
         self._open: list[_Open] = []
         self._closed: list[_Open] = []
         self._next_id = 1
@@ -154,7 +164,8 @@ class Tracker:
     @classmethod
     def for_config(cls, cfg: Config) -> Tracker:
         return cls(cfg.events.max_gap_s, cfg.events.min_iou,
-                   {c for c, cc in cfg.categories.items() if cc.fold_nested})
+                   {c for c, cc in cfg.categories.items() if cc.fold_nested},
+                   {c: cc.confidence for c, cc in cfg.categories.items()})
 
     def update(self, t_s: float, detections: Sequence[Detection], to_ref: np.ndarray) -> dict[int, int]:
         """Returns {position in ``detections``: track id} for the violation-category detections."""
@@ -163,7 +174,7 @@ class Tracker:
             (still if t_s - tr.dets[-1].t_s <= self.max_gap_s else self._closed).append(tr)
         self._open = still
         cand = [(k, d, warp_box(d.box, to_ref)) for k, d in enumerate(detections)
-                if d.category and not _outvoted(d, detections)]
+                if d.category and not _outvoted(d, detections, self.thresholds)]
         pairs = []
         for k, d, sb in cand:
             for tr in self._open:

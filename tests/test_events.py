@@ -98,3 +98,18 @@ def test_nested_box_is_part_of_a_stall_but_a_second_vehicle_in_a_row():
     folding = CFG.model_copy(update={"categories": {
         k: cc.model_copy(update={"fold_nested": True}) for k, cc in CFG.categories.items()}})
     assert len(run(frames, folding)[0]) == 1
+
+
+def test_a_box_given_two_violation_classes_counts_once_for_the_surer_one():
+    # a van on the sidewalk that the detector also scores as a stall: one parking violation, no stall
+    box = (300, 200, 420, 300)
+    frames = [(t, [det(t, "parking", box, 0.8), det(t, "stall", (302, 198, 418, 302), 0.3)], shift(0)) for t in range(4)]
+    vs, _ = run(frames)
+    assert [v.category for v in vs] == ["parking"]
+    # each class is weighed against its own threshold: a stall at 2x its threshold beats parking at 1.3x
+    thr = {c: cc.confidence for c, cc in CFG.categories.items()}
+    stall, parking = 2.0 * thr["stall"], 1.3 * thr["parking"]
+    assert stall < parking  # raw confidences alone would pick parking
+    frames = [(t, [det(t, "parking", box, parking), det(t, "stall", box, stall)], shift(0)) for t in range(4)]
+    vs, _ = run(frames)
+    assert [v.category for v in vs] == ["stall"]
