@@ -185,7 +185,7 @@ def main() -> None:
     found = videos(seed_range(args.seeds) if args.seeds else [], not args.no_samples, args.duration, args.cache)
     data = [(v, t, observe(v, cfg, det, args.cache)) for v, t in found]
     s = score(data, cfg)
-    print(f"{len(data)} videos, model {det.path.name} @ {det.imgsz} {cfg.model.precision}: {s}")
+    print(f"{len(data)} videos, model {det.name} @ {det.imgsz} {cfg.model.precision}: {s}")
     if args.why:
         truths = {v.name: (t, o) for v, t, o in data}
         for m in s.misses:

@@ -118,8 +118,10 @@ def run_baseline(video: str, cfg_path: str | None, model: str | None, q: mp.Queu
     from pipeline.track import MotionEstimator, Tracker
 
     cfg = config_mod.load(cfg_path)
+    # the main weights alone, as Ultralytics would run them (an ensemble's members are vaudit's own work)
     det = YoloDetector(cfg.model_copy(update={"model": cfg.model.model_copy(update={"backend": "torch"})}),
-                       Path(model) if model else None)
+                       Path(model) if model else cfg.model.resolved_path())
+    yolo = det.load_yolo(det.path)
     pr = probe(Path(video))
     stride = max(1, round(pr.fps / cfg.sampling.rate))
     full = (pr.width, pr.height)
@@ -128,7 +130,7 @@ def run_baseline(video: str, cfg_path: str | None, model: str | None, q: mp.Queu
     with tempfile.TemporaryDirectory() as d, PeakRss() as rss:
         t0 = time.perf_counter()
         t = time.perf_counter()
-        results = det._yolo.predict(source=video, vid_stride=stride, stream=True, imgsz=cfg.model.imgsz,
+        results = yolo.predict(source=video, vid_stride=stride, stream=True, imgsz=cfg.model.imgsz,
                                     conf=det.floor, verbose=False, device="cpu")
         for i, res in enumerate(results):
             frame = Frame(i * stride / pr.fps, i, False, res.orig_img)

@@ -30,6 +30,9 @@ class _Strict(BaseModel):
 
 class ModelConfig(_Strict):
     path: str = "models/vaudit-det.pt"
+    # further weights with the same classes, run on the same frames; their boxes are fused with the main
+    # model's (pipeline/detect.py: fuse). Each member adds the detector's cost.
+    ensemble: list[str] = Field(default_factory=list)
     imgsz: int = Field(416, ge=64, le=2048, multiple_of=32)
     backend: Literal["torch", "onnx", "openvino"] = "onnx"
     batch: int = Field(4, ge=1, le=64)
@@ -46,8 +49,12 @@ class ModelConfig(_Strict):
             raise ValueError(f"precision int8 needs backend onnx (backend is {self.backend})")
         return self
 
-    def resolved_path(self) -> Path:
-        p = Path(self.path).expanduser()
+    def all_paths(self) -> list[str]:
+        return [self.path, *self.ensemble]
+
+    def resolved_path(self, path: str | None = None) -> Path:
+        """``path`` (default: the main model's) resolved against the project root, then the CWD."""
+        p = Path(path or self.path).expanduser()
         if p.is_absolute():
             return p
         for base in (PROJECT_ROOT, Path.cwd()):

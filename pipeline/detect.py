@@ -8,6 +8,7 @@ decoded at, because evidence keyframes and review overlays are drawn at full res
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -21,6 +22,9 @@ from .config import Config
 from .hashing import sha256_file
 from .records import Detection, Frame
 
+ENSEMBLE_FLOOR = 0.05  # lowest confidence an ensemble member reports (fusion and thresholds come after)
+FUSE_IOU = 0.55  # boxes of one class from different models overlapping this much are one object
+
 
 class ModelError(Exception):
     """The model file is missing or unusable (a user-facing reason)."""
@@ -28,7 +32,8 @@ class ModelError(Exception):
 
 class Detector(Protocol):
     names: dict[int, str]
-    path: Path
+    path: Path  # the main weights
+    paths: list[Path]  # all weights whose boxes it reports (an ensemble has several)
     sha256: str
     batch: int
 
@@ -43,11 +48,15 @@ class YoloDetector:
     """
 
     def __init__(self, cfg: Config, model_path: Path | None = None):
-        path = Path(model_path) if model_path else cfg.model.resolved_path()
-        if not path.exists():
-            raise ModelError(f"model file not found: {path} (train one with `vaudit train` or pass --model)")
-        self.path = path
-        self.sha256 = sha256_file(path)
+        # --model replaces the configured model and its ensemble: one file, measured on its own
+        paths = [Path(model_path)] if model_path else [cfg.model.resolved_path(p) for p in cfg.model.all_paths()]
+        for p in paths:
+            if not p.exists():
+                raise ModelError(f"model file not found: {p} (train one with `vaudit train` or pass --model)")
+        self.path = paths[0]
+        self.paths = paths
+        shas = [sha256_file(p) for p in paths]
+        self.sha256 = shas[0] if len(shas) == 1 else hashlib.sha256("+".join(shas).encode()).hexdigest()
         self.imgsz = cfg.model.imgsz
         self.batch = cfg.model.batch
         self.backend = cfg.model.backend
@@ -56,11 +65,35 @@ class YoloDetector:
         self.thresholds = {c: cc.confidence for c, cc in cfg.categories.items()}
         # context classes are kept (for review and retraining) above this floor
         self.floor = min(self.thresholds.values())
+        # an ensemble's members report weaker boxes too: a box one model misses scores half as fused
+        self.member_floor = self.floor if len(paths) == 1 else min(self.floor, ENSEMBLE_FLOOR)
+        self.onnx_paths: list[Path] = []  # the exports actually run (onnx backend)
+        members = [self._member(p, sha, cfg) for p, sha in zip(paths, shas, strict=True)]
+        self.names: dict[int, str] = members[0][0]
+        for (names, _), p in zip(members[1:], paths[1:], strict=True):
+            if names != self.names:
+                raise ModelError(f"model.ensemble: {p.name} has classes {sorted(names.values())}, "
+                                 f"{self.path.name} has {sorted(self.names.values())}; an ensemble needs the same")
+        self._members = [infer for _, infer in members]
+        unknown = set(self.class_map) - set(self.names.values())
+        if unknown:
+            raise ModelError(
+                f"config model.classes names {sorted(unknown)}, which model {self.path.name} does not have "
+                f"(it has {sorted(self.names.values())})"
+            )
+
+    @property
+    def name(self) -> str:
+        """The weights' file name, or the members' joined by '+'."""
+        return "+".join(p.name for p in self.paths)
+
+    def _member(self, path: Path, sha256: str, cfg: Config):
+        """(class names, infer function) of one weights file on the configured backend."""
         if self.backend == "onnx":
             # with the export of these exact weights cached, PyTorch is never imported (~1 s, ~500 MB)
-            onnx_path = export_path(self.sha256, "onnx", self.imgsz)
+            onnx_path = export_path(sha256, "onnx", self.imgsz)
             if not onnx_path.exists():
-                onnx_path = exported(self._load_yolo(path), self.sha256, "onnx", self.imgsz)
+                onnx_path = exported(self.load_yolo(path), sha256, "onnx", self.imgsz)
             if self.precision == "int8":
                 from .quantize import quantized
 
@@ -68,25 +101,17 @@ class YoloDetector:
                     onnx_path = quantized(onnx_path, self.imgsz)
                 except Exception as e:  # noqa: BLE001 - any failure here leaves the float model usable
                     raise ModelError(f"cannot quantise {path.name} to int8 ({e}); set model.precision: fp32") from None
-            self._onnx = OnnxYolo(onnx_path, self.imgsz, self.floor, cfg.model.threads)
-            self.names: dict[int, str] = self._onnx.names
-            self._infer = self._onnx.infer
-        else:
-            yolo = self._load_yolo(path)
-            self.names = dict(yolo.names)
-            if self.backend == "openvino":
-                yolo = self._load_yolo(exported(yolo, self.sha256, "openvino", self.imgsz))
-            self._yolo = yolo
-            self._infer = self._ultralytics_infer
-        unknown = set(self.class_map) - set(self.names.values())
-        if unknown:
-            raise ModelError(
-                f"config model.classes names {sorted(unknown)}, which model {path.name} does not have "
-                f"(it has {sorted(self.names.values())})"
-            )
+            session = OnnxYolo(onnx_path, self.imgsz, self.member_floor, cfg.model.threads)
+            self.onnx_paths.append(onnx_path)
+            return session.names, session.infer
+        yolo = self.load_yolo(path)
+        names = dict(yolo.names)
+        if self.backend == "openvino":
+            yolo = self.load_yolo(exported(yolo, sha256, "openvino", self.imgsz))
+        return names, lambda images: self._ultralytics_infer(yolo, images)
 
     @staticmethod
-    def _load_yolo(path: Path):
+    def load_yolo(path: Path):
         try:
             from ultralytics import YOLO
         except ImportError as e:  # pragma: no cover - install problem
@@ -96,9 +121,9 @@ class YoloDetector:
         except Exception as e:  # noqa: BLE001 - any load failure is the model file's fault here
             raise ModelError(f"cannot load model {path}: {e}") from None
 
-    def _ultralytics_infer(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        results = self._yolo.predict(images, imgsz=self.imgsz, conf=self.floor, verbose=False, device="cpu",
-                                     batch=self.batch)
+    def _ultralytics_infer(self, yolo, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        results = yolo.predict(images, imgsz=self.imgsz, conf=self.member_floor, verbose=False, device="cpu",
+                               batch=self.batch)
         out = []
         for res in results:
             b = res.boxes
@@ -111,7 +136,11 @@ class YoloDetector:
     def detect(self, frames: Sequence[Frame], full_size: tuple[int, int]) -> list[Detection]:
         if not frames:
             return []
-        raw = self._infer([f.image for f in frames])
+        images = [f.image for f in frames]
+        raw = self._members[0](images)
+        if len(self._members) > 1:
+            outputs = [raw] + [infer(images) for infer in self._members[1:]]
+            raw = [fuse(per_model) for per_model in zip(*outputs, strict=True)]
         return [d for f, r in zip(frames, raw, strict=True) for d in self.to_detections(f, *r, full_size)]
 
     def to_detections(self, frame: Frame, xyxy: np.ndarray, confs: np.ndarray, clss: np.ndarray,
@@ -130,6 +159,43 @@ class YoloDetector:
                 box=(round(x1 * sx, 1), round(y1 * sy, 1), round(x2 * sx, 1), round(y2 * sy, 1)),
             ))
         return out
+
+
+def fuse(per_model: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], min_iou: float = FUSE_IOU
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted boxes fusion of several models' boxes on one image: (xyxy, confidence, class) each.
+
+    Boxes of a class that overlap (IoU >= ``min_iou``, at most one per model) are one object: its box is
+    their confidence-weighted mean and its confidence their sum over the number of models, so a box
+    only one of two models reports keeps half its confidence. Agreement is what an ensemble adds;
+    NMS over the union would keep every model's false alarms at full strength.
+    """
+    n = len(per_model)
+    boxes = sorted(((float(c), int(k), m, b) for m, (xyxy, conf, cls) in enumerate(per_model)
+                    for b, c, k in zip(xyxy, conf, cls, strict=True)), key=lambda x: -x[0])
+    groups: list[dict] = []
+    for c, k, m, b in boxes:
+        g = next((g for g in groups if g["cls"] == k and m not in g["models"] and _iou(g["box"], b) >= min_iou), None)
+        if g is None:
+            groups.append({"cls": k, "models": {m}, "weights": [c], "members": [b], "box": b})
+            continue
+        g["models"].add(m)
+        g["weights"].append(c)
+        g["members"].append(b)
+        g["box"] = np.average(np.stack(g["members"]), axis=0, weights=g["weights"])
+    if not groups:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)
+    return (np.stack([g["box"] for g in groups]), np.array([sum(g["weights"]) / n for g in groups]),
+            np.array([g["cls"] for g in groups], int))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
 
 
 def cache_dir() -> Path:

@@ -46,7 +46,7 @@ def _model(cfg: Config, model: Path | None) -> Check:
         det = YoloDetector(cfg, model)
     except ModelError as e:
         return Check("model", False, str(e), "pass --model FILE or set model.path in the config")
-    return Check("model", True, f"{det.path} ({det.backend} {det.precision}, sha256 {det.sha256[:12]}…, classes "
+    return Check("model", True, f"{' + '.join(map(str, det.paths))} ({det.backend} {det.precision}, sha256 {det.sha256[:12]}…, classes "
                                 f"{', '.join(det.names.values())})")
 
 

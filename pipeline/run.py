@@ -94,7 +94,7 @@ def run(
     try:
         det = detector or YoloDetector(cfg, model_path)
         key = run_key(det.sha256, cfg.sha256())
-        run_id = store.start_run(key, str(det.path), det.sha256, cfg.snapshot(), cfg.sha256(), __version__)
+        run_id = store.start_run(key, " + ".join(map(str, det.paths)), det.sha256, cfg.snapshot(), cfg.sha256(), __version__)
         owner = worker_id()
         sweep(ws, store, owner)
         summary = RunSummary(run_id, key)

@@ -94,7 +94,7 @@ def test_int8_finds_what_fp32_finds(model_path, sample_files):
         return YoloDetector(cfg.model_copy(update={"model": cfg.model.model_copy(update={"precision": precision})}))
 
     fp32, int8 = detector("fp32"), detector("int8")
-    assert int8._onnx.path.name.endswith("-int8.onnx")
+    assert int8.onnx_paths[0].name.endswith("-int8.onnx")
     matched, total, gaps = 0, 0, []
     for video in sample_files:
         pr = probe(video)
