@@ -35,7 +35,7 @@ from pipeline.scoring import EventScore, score_events
 from pipeline.track import MotionEstimator, Tracker, iou
 
 FLOOR = 0.05
-GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
+GRID = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55)  # down to 0.1: an ensemble averages its members' confidences
 CACHE = ROOT / "runs" / "events"
 
 

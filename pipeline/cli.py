@@ -126,7 +126,7 @@ def _run(cfg: Config, model: Path | None):
 @app.command()
 def run(
     config: Annotated[Path | None, typer.Option(help="Config YAML (default: configs/default.yaml).")] = None,
-    model: Annotated[Path | None, typer.Option(help="YOLO weights (default: model.path from config).")] = None,
+    model: Annotated[Path | None, typer.Option(help="YOLO weights, run alone (default: model.path and model.ensemble from config).")] = None,
 ) -> None:
     """Process every pending source: detect violations, cut evidence clips, write the database. Resumable."""
     with _friendly():

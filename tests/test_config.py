@@ -35,7 +35,7 @@ def default_text() -> str:
         (("backend: onnx", "backend: torch"), "precision int8 needs backend onnx"),
         (("timezone: Asia/Shanghai", "timezone: Mars/Olympus"), "unknown time zone"),
         (("  max_gap_s: 2.5", "  max_gap_s: 2.5\n  typo_key: 1"), "events.typo_key: unknown key"),
-        (("    confidence: 0.45", "    confidence: 2"), "categories.parking.confidence"),
+        (("    confidence: 0.40", "    confidence: 2"), "categories.parking.confidence"),
     ],
 )
 def test_wrong_value_names_the_key(tmp_path, edit, expected):

@@ -107,9 +107,11 @@ def test_a_box_given_two_violation_classes_counts_once_for_the_surer_one():
     vs, _ = run(frames)
     assert [v.category for v in vs] == ["parking"]
     # each class is weighed against its own threshold: a stall at 2x its threshold beats parking at 1.3x
-    thr = {c: cc.confidence for c, cc in CFG.categories.items()}
+    thr = {"garbage": 0.25, "parking": 0.45, "stall": 0.25}
+    cfg = CFG.model_copy(update={"categories": {c: cc.model_copy(update={"confidence": thr[c]})
+                                                for c, cc in CFG.categories.items()}})
     stall, parking = 2.0 * thr["stall"], 1.3 * thr["parking"]
     assert stall < parking  # raw confidences alone would pick parking
     frames = [(t, [det(t, "parking", box, parking), det(t, "stall", box, stall)], shift(0)) for t in range(4)]
-    vs, _ = run(frames)
+    vs, _ = run(frames, cfg)
     assert [v.category for v in vs] == ["stall"]

@@ -8,40 +8,47 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SHARED
+from conftest import SHARED
 
 from pipeline import config as config_mod
 from pipeline.scoring import score_events
 
 pytestmark = pytest.mark.slow
-CARD = ROOT / "models" / "vaudit-det.json"
 MARGIN = 0.10  # a smaller held-out set than the card's: allow this much sampling noise below its figure
+MEMBERS = [config_mod.load().model.resolved_path(p) for p in config_mod.load().model.all_paths()]
+
+
+@pytest.fixture(params=MEMBERS, ids=lambda p: p.stem, scope="module")
+def member(request, model_path) -> Path:
+    """Each weights file the default config runs (the main model and its ensemble), measured on its own."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def card(model_path) -> dict:
-    return json.loads(CARD.read_text(encoding="utf-8"))
+def card(member) -> dict:
+    return json.loads(member.with_suffix(".json").read_text(encoding="utf-8"))
 
 
-def test_model_is_small_and_offline_loadable(model_path, card):
-    assert model_path.stat().st_size <= 15 * 1024 * 1024
+def test_models_are_small_and_offline_loadable(model_path):
+    assert sum(p.stat().st_size for p in MEMBERS) <= 15 * 1024 * 1024
     from pipeline.detect import YoloDetector
 
     det = YoloDetector(config_mod.load())
+    assert det.paths == MEMBERS
     assert {"garbage", "illegal_parking", "stall"} <= set(det.names.values())
 
 
-def test_synthetic_holdout_meets_card_floor(tmp_path, model_path, card):
+def test_synthetic_holdout_meets_card_floor(tmp_path, member, card):
     from pipeline.synth import render_dataset
     from pipeline.train import evaluate
 
     data = render_dataset(tmp_path / "ds", seed=424242, count=80, val_fraction=0.99)
-    res = evaluate(model_path, data, card["imgsz"])
+    res = evaluate(member, data, card["imgsz"])
     floor = card["metrics"]["synthetic val"]["all"]["mAP50"] - MARGIN
     assert res["all"]["mAP50"] >= floor, res
 
 
-def test_real_garbage_holdout_meets_card_floor(tmp_path, model_path, card):
+def test_real_garbage_holdout_meets_card_floor(tmp_path, member, card):
     real = SHARED / "data" / "woosong-trashbags"
     if not real.exists():
         pytest.skip("../shared/data/woosong-trashbags is absent")
@@ -49,7 +56,7 @@ def test_real_garbage_holdout_meets_card_floor(tmp_path, model_path, card):
 
     shutil.copytree(real / "test", tmp_path / "w" / "valid")  # the 12-image test split: never trained on
     data = woosong_to_yolo(tmp_path / "w", tmp_path / "det", splits=("valid",))
-    res = evaluate(model_path, data, card["imgsz"])
+    res = evaluate(member, data, card["imgsz"])
     floor = card["metrics"]["woosong valid (real)"]["per_class"]["garbage"]["mAP50"] - 2 * MARGIN
     assert res["per_class"]["garbage"]["mAP50"] >= floor, res
 
@@ -75,9 +82,9 @@ def test_fresh_synthetic_footage_event_recall_and_precision(tmp_path, model_path
     for name, truth in truths.items():
         s = score_events([r for r in rows if Path(r["source_path"]).name == name], truth)
         total = s if total is None else total.add(s)
-    # measured: recall 1.000 (11/11), precision 0.917 (11/12) (models/vaudit-det.md); 0.853 / 0.967 on the
-    # fresh set 7011-7020 that nothing was tuned on. The floors leave one miss and one false alarm of room.
-    assert total.recall >= 0.9 and total.precision >= 0.83, total.report()
+    # measured with the default ensemble: recall 1.000 (11/11), precision 1.000 (11/11) (models/vaudit-det.md);
+    # 0.894 / 0.900 on held-out seeds 7061-7140. The issue's 0.9 target, with one miss or false alarm of room.
+    assert total.recall >= 0.9 and total.precision >= 0.9, total.report()
 
 
 def test_int8_finds_what_fp32_finds(model_path, sample_files):
