@@ -21,6 +21,7 @@ import numpy as np
 from .config import Config
 from .hashing import sha256_file
 from .records import Detection, Frame
+from .track import iou
 
 ENSEMBLE_FLOOR = 0.05  # lowest confidence an ensemble member reports (fusion and thresholds come after)
 FUSE_IOU = 0.55  # boxes of one class from different models overlapping this much are one object
@@ -175,7 +176,7 @@ def fuse(per_model: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], min_iou
                     for b, c, k in zip(xyxy, conf, cls, strict=True)), key=lambda x: -x[0])
     groups: list[dict] = []
     for c, k, m, b in boxes:
-        g = next((g for g in groups if g["cls"] == k and m not in g["models"] and _iou(g["box"], b) >= min_iou), None)
+        g = next((g for g in groups if g["cls"] == k and m not in g["models"] and iou(g["box"], b) >= min_iou), None)
         if g is None:
             groups.append({"cls": k, "models": {m}, "weights": [c], "members": [b], "box": b})
             continue
@@ -187,15 +188,6 @@ def fuse(per_model: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], min_iou
         return np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)
     return (np.stack([g["box"] for g in groups]), np.array([sum(g["weights"]) / n for g in groups]),
             np.array([g["cls"] for g in groups], int))
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
 
 
 def cache_dir() -> Path:

@@ -107,7 +107,7 @@ def _outvoted(d: Detection, detections: Sequence[Detection], thresholds: Mapping
     (a parked van also scored as a stall). Violation classes are compared by how far each clears its
     own threshold, since the thresholds are what make their confidences comparable."""
     def margin(x: Detection) -> float:
-        return x.confidence / thresholds.get(x.category, 1.0) if x.category else x.confidence
+        return x.confidence / thresholds.get(x.category, 1.0)
 
     return any(o.category != d.category and iou(o.box, d.box) >= 0.5
                and (o.confidence > d.confidence if o.category is None else margin(o) > margin(d))
