@@ -131,7 +131,7 @@ def run_baseline(video: str, cfg_path: str | None, model: str | None, q: mp.Queu
         t0 = time.perf_counter()
         t = time.perf_counter()
         results = yolo.predict(source=video, vid_stride=stride, stream=True, imgsz=cfg.model.imgsz,
-                                    conf=det.floor, verbose=False, device="cpu")
+                               conf=det.floor, verbose=False, device="cpu")
         for i, res in enumerate(results):
             frame = Frame(i * stride / pr.fps, i, False, res.orig_img)
             b = res.boxes

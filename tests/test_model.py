@@ -15,7 +15,8 @@ from pipeline.scoring import score_events
 
 pytestmark = pytest.mark.slow
 MARGIN = 0.10  # a smaller held-out set than the card's: allow this much sampling noise below its figure
-MEMBERS = [config_mod.load().model.resolved_path(p) for p in config_mod.load().model.all_paths()]
+_MODEL = config_mod.load().model
+MEMBERS = [_MODEL.resolved_path(p) for p in _MODEL.all_paths()]
 
 
 @pytest.fixture(params=MEMBERS, ids=lambda p: p.stem, scope="module")
