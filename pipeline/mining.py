@@ -72,9 +72,9 @@ def mistakes(weights: Path, images: Sequence[Path], thresholds: dict[int, float]
     """Run ``weights`` over ``images`` (labels beside them, YOLO layout) and count each frame's mistakes."""
     from ultralytics import YOLO
 
-    from .train import offline_guard
+    from .train import prepare_ultralytics
 
-    offline_guard()
+    prepare_ultralytics()
     model = YOLO(str(weights))
     out = []
     low = min(thresholds.values())

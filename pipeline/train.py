@@ -27,11 +27,18 @@ WOOSONG_CREDIT = (
 )
 
 
-def offline_guard() -> None:
-    """Ultralytics fetches fonts for plots and dataset checks; we never plot, so make those no-ops."""
+def prepare_ultralytics() -> None:
+    """Before any Ultralytics training or validation: no downloads, and every CPU core.
+
+    Ultralytics fetches fonts for plots and dataset checks; we never plot, so those become no-ops.
+    On CPU it sets torch to ``cpu_count - 1`` threads (and loads data in the main process), which on a
+    2-core machine leaves one core idle for the whole run."""
     os.environ["YOLO_OFFLINE"] = "true"
     import ultralytics.data.utils as data_utils
+    import ultralytics.utils.torch_utils as torch_utils
     from ultralytics.utils import checks
+
+    torch_utils.NUM_THREADS = os.cpu_count() or 1  # read by select_device() when it picks the CPU
 
     def no_font(*_a, **_k):
         return None
@@ -102,7 +109,7 @@ def train(data: Path, out: Path, *, base: Path | None = None, arch: str = "yolov
           imgsz: int = 416, batch: int = 32, device: str | None = None, workers: int = 2,
           project: Path = Path("runs/train"), resume: bool = False, hours: float | None = None) -> TrainResult:
     """Train from ``base`` weights (fine-tuning) or from the architecture YAML (no download either way)."""
-    offline_guard()
+    prepare_ultralytics()
     import torch
     from ultralytics import YOLO
 
@@ -153,7 +160,7 @@ def _strip(src: Path, dst: Path) -> None:
 
 def evaluate(weights: Path, data: Path, imgsz: int, split: str = "val") -> dict:
     """Per-class precision, recall and mAP50 on a held-out split."""
-    offline_guard()
+    prepare_ultralytics()
     from ultralytics import YOLO
 
     model = YOLO(str(weights))
