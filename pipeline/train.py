@@ -35,8 +35,7 @@ def prepare_ultralytics() -> None:
     2-core machine leaves one core idle for the whole run."""
     os.environ["YOLO_OFFLINE"] = "true"
     import ultralytics.data.utils as data_utils
-    import ultralytics.utils.torch_utils as torch_utils
-    from ultralytics.utils import checks
+    from ultralytics.utils import checks, torch_utils
 
     torch_utils.NUM_THREADS = os.cpu_count() or 1  # read by select_device() when it picks the CPU
 
