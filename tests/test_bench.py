@@ -1,6 +1,7 @@
 """The benchmark is a script, not a timed test: here it only has to run end to end on a few seconds."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -32,3 +33,11 @@ def test_event_benchmark_scores_fresh_footage_and_caches_detections(tmp_path, mo
     assert len(list((tmp_path / "obs").glob("s9101-6-*.pkl"))) == 1
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
     assert again.stdout.splitlines()[0] == r.stdout.splitlines()[0]  # same cached detections, same score
+
+
+def test_training_benchmark_trains_both_setups():
+    r = subprocess.run([sys.executable, "bench/training.py", "--images", "24", "--imgsz", "160", "--batch", "8"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"({os.cpu_count()} torch threads)" in r.stdout.splitlines()[-2]  # vaudit's setup: every core
+    assert "x the baseline's speed" in r.stdout
