@@ -197,7 +197,8 @@ def write_card(path: Path, info: dict) -> None:
         *[f"- {d}" for d in info["data"]], "",
         "## Training", "",
         (f"- epochs: {info['epochs']}, training image size {info.get('train_imgsz', info['imgsz'])}, batch "
-         f"{info.get('batch')}, from scratch (architecture YAML, no pretrained weights)"),
+         f"{info.get('batch')}, " + (f"fine-tuned from {info['base']}" if info.get("base")
+                                     else "from scratch (architecture YAML, no pretrained weights)")),
         f"- machine: {info['machine']}; training time {info['train_seconds'] / 60:.1f} min", "",
         "## Measured on held-out data", "",
         "| set | class | precision | recall | mAP50 |", "|---|---|---|---|---|",
@@ -277,6 +278,7 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
         "name": out.stem, "arch": arch.replace(".yaml", ""), "imgsz": imgsz, "epochs": res.epochs, "batch": batch,
         "size_mb": round(out.stat().st_size / 1e6, 1), "command": command, "data": sources,
         "machine": res.device, "train_seconds": round(res.seconds, 1), "metrics": metrics,
+        **({"base": str(base)} if base else {}),
     }
     return info
 
