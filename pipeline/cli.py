@@ -292,7 +292,7 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Option(help="Weights to measure.")] = Path("models/vaudit-det.pt"),
+    model: Annotated[Path, typer.Option(help="Weights to measure.")] = Path("models/vaudit-det-ft.pt"),
     synth: Annotated[int, typer.Option(help="Re-render this many synthetic images (as in training).")] = 0,
     synth_seed: Annotated[int, typer.Option()] = 1,
     real: Annotated[Path | None, typer.Option(help="woosong-trashbags folder (its valid split is measured).")] = None,

@@ -29,7 +29,7 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    path: str = "models/vaudit-det.pt"
+    path: str = "models/vaudit-det-ft.pt"
     # further weights with the same classes, run on the same frames; their boxes are fused with the main
     # model's (pipeline/detect.py: fuse). Each member adds the detector's cost.
     ensemble: list[str] = Field(default_factory=list)

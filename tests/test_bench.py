@@ -28,7 +28,7 @@ def test_event_benchmark_scores_fresh_footage_and_caches_detections(tmp_path, mo
            "--cache", str(tmp_path)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "1 videos, model vaudit-det.pt" in r.stdout and "recall" in r.stdout and "precision" in r.stdout
+    assert "1 videos, model vaudit-det-ft.pt+vaudit-det-hard.pt" in r.stdout and "recall" in r.stdout and "precision" in r.stdout
     assert (tmp_path / "footage" / "s9101-6.json").exists()
     assert len(list((tmp_path / "obs").glob("s9101-6-*.pkl"))) == 1
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
