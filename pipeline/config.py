@@ -80,7 +80,7 @@ class CategoryConfig(_Strict):
     confidence: float = Field(0.35, gt=0, lt=1)
     min_hits: int = Field(2, ge=1)
     min_duration_s: float = Field(1.0, ge=0)
-    merge_gap_s: float = Field(3.0, ge=0)
+    merge_gap_s: float = Field(8.0, ge=0)
     clip_pre_s: float = Field(3.0, ge=0, le=60)
     clip_post_s: float = Field(3.0, ge=0, le=60)
     max_residual_motion: float | None = Field(None, gt=0)

@@ -1,7 +1,9 @@
 """Judging: tracks become violations by per-category rules.
 
 A detector fires on frames; a violation is an event in time. The rules here turn one into the other:
-tracks of one object broken by occlusion or a shaky pan are merged, blips are dropped (min hits and
+tracks of one object broken by occlusion, a shaky pan or a look away and back are merged (same
+category, within ``merge_gap_s``, at the same place once the camera's motion is taken out: an inspector
+who pans away and back sees the same pile again, not a second one), blips are dropped (min hits and
 duration), and a "parked" vehicle that moves on its own once the camera's motion is taken out is a
 vehicle driving past, not illegal parking.
 """

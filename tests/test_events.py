@@ -61,6 +61,17 @@ def test_vehicle_moving_on_its_own_is_not_parking():
     assert len(run(parked)[0]) == 1
 
 
+def test_object_seen_again_after_a_pan_away_and_back_is_one_violation():
+    # the camera pans 1000 px away for 6 s and back: the stall leaves the view and returns to the same
+    # reference place; a second stall that appears meanwhile elsewhere stays a violation of its own
+    box = (400, 300, 520, 400)
+    frames = [(t, [det(t, "stall", box)], shift(0)) for t in (0, 1, 2)]
+    frames += [(t, [det(t, "stall", (100, 300, 220, 400))] if t == 5 or t == 6 else [], shift(1000)) for t in (3, 4, 5, 6, 7)]
+    frames += [(t, [det(t, "stall", box)], shift(0)) for t in (9, 10, 11)]
+    vs, _ = run(frames)
+    assert [(v.start_s, v.end_s, v.hits) for v in vs] == [(0, 11, 6), (5, 6, 2)]
+
+
 def test_same_place_after_long_absence_is_a_new_pass():
     box = (400, 300, 520, 400)
     frames = [(t, [det(t, "garbage", box)], shift(0)) for t in (0, 0.5, 1, 1.5)]
