@@ -106,8 +106,12 @@ class TrainResult:
 
 def train(data: Path, out: Path, *, base: Path | None = None, arch: str = "yolov8n.yaml", epochs: int = 30,
           imgsz: int = 416, batch: int = 32, device: str | None = None, workers: int = 2,
-          project: Path = Path("runs/train"), resume: bool = False, hours: float | None = None) -> TrainResult:
-    """Train from ``base`` weights (fine-tuning) or from the architecture YAML (no download either way)."""
+          project: Path = Path("runs/train"), resume: bool = False, hours: float | None = None,
+          partial_rules: Path | None = None) -> TrainResult:
+    """Train from ``base`` weights (fine-tuning) or from the architecture YAML (no download either way).
+
+    With ``partial_rules`` (pipeline/partial.py) each image's class loss counts only for the classes its
+    data set labels, and mosaic is off: a mosaic tile from another set would be masked wrongly."""
     prepare_ultralytics()
     import torch
     from ultralytics import YOLO
@@ -121,6 +125,10 @@ def train(data: Path, out: Path, *, base: Path | None = None, arch: str = "yolov
         model = YOLO(str(base))
     else:
         model = YOLO(arch, task="detect")
+    if partial_rules:
+        from .partial import install
+
+        install(model, partial_rules)
     # fine-tuning keeps what the base learned: a small learning rate, no warm-up restart
     tune = {"optimizer": "AdamW", "lr0": 0.0005, "warmup_epochs": 0} if base and not resume else {}
     t0 = time.time()
@@ -128,7 +136,7 @@ def train(data: Path, out: Path, *, base: Path | None = None, arch: str = "yolov
         data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, device=dev, workers=workers,
         project=str(project.resolve()), name=out.stem, exist_ok=True, plots=False, amp=False, val=False,
         pretrained=str(base) if base else False, resume=bool(resume and last.exists()), seed=0, deterministic=False, verbose=False,
-        close_mosaic=max(1, epochs // 10), patience=0, cache=False, **({"time": hours} if hours else {}), **tune,
+        close_mosaic=max(1, epochs // 10), patience=0, cache=False, **({"mosaic": 0.0} if partial_rules else {}), **({"time": hours} if hours else {}), **tune,
     )
     seconds = time.time() - t0
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +247,8 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
                  epochs: int = 30, imgsz: int = 416, batch: int = 32, base: Path | None = None,
                  arch: str = "yolov8n.yaml", workers: int = 2, jobs: int = 2, work: Path | None = None,
                  command: str = "vaudit train", resume: bool = False, hours: float | None = None,
-                 synth_mix: dict[str, float] | None = None, paste_real: bool = True, mine: int = 0) -> dict:
+                 synth_mix: dict[str, float] | None = None, paste_real: bool = True, mine: int = 0,
+                 real_sets: Path | None = None) -> dict:
     """Everything `vaudit train` does: gather data, train, measure on held-out sets, write the card.
 
     Each model gets its own work folder (runs/train/<name>), so a fine-tune can read the data.yaml of
@@ -259,16 +268,26 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
                        "85/15 train/val"
                        + (f"; of the train split only the {mine} frames the base model got most wrong were kept"
                           if mine and base else ""))
-    real_yaml = None
-    if real:
+    real_yaml, rules = None, {}
+    if real_sets:
+        for y, folder, labelled, note in real_training_sets(real_sets, work / "real").values():
+            yamls.append(y)
+            rules[str(folder)] = labelled
+            sources.append(note)
+    elif real:
         real_yaml = woosong_to_yolo(real, work / "woosong")
         yamls.append(real_yaml)
         sources.append(WOOSONG_CREDIT + ": train split (983) for training, valid split (190) held out")
     for d in data:
         sources.append(f"user dataset {d}")
     merged = merge_data(yamls, work / "data.yaml")
+    partial_rules = None
+    if rules:
+        from .partial import write_rules
+
+        partial_rules = write_rules(work / "partial-labels.json", rules)
     res = train(merged, out, base=base, arch=arch, epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
-                project=work / "runs", resume=resume, hours=hours)
+                project=work / "runs", resume=resume, hours=hours, partial_rules=partial_rules)
     metrics = {}
     if synth_yamls:
         metrics["synthetic val"] = evaluate(out, merge_data(synth_yamls, work / "synth-val.yaml"), imgsz)
@@ -281,6 +300,26 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
         **({"base": str(base)} if base else {}),
     }
     return info
+
+
+SMALL_SET_IMAGES = 700  # a real set with fewer training photos is linked repeatedly up to about this many
+
+
+def real_training_sets(data: Path, out: Path) -> dict[str, tuple[Path, Path, list[int], str]]:
+    """Every real set in ``data`` (pipeline/realdata.py) as a YOLO folder: name -> (data.yaml, training image
+    folder, labelled class ids, a line for the card)."""
+    from .realdata import available, images, write_yolo
+
+    sets = {}
+    for rs in available(data):
+        n_train, n_hold = len(images(rs, "train", data)), len(images(rs, "holdout", data))
+        repeat = max(1, round(SMALL_SET_IMAGES / max(1, n_train)))
+        y = write_yolo(rs, out / rs.name, data=data, repeat=repeat)
+        labelled = sorted(CLASSES.index(c) for c in rs.labelled)
+        note = (f"{rs.name} ({rs.credit}): {n_train} training photos" + (f" (each seen {repeat}x)" if repeat > 1 else "")
+                + f", {n_hold} held out; loss only for {', '.join(sorted(rs.labelled))} (the classes it labels)")
+        sets[rs.name] = (y, (out / rs.name / "images" / "train").resolve(), labelled, note)
+    return sets
 
 
 def mine_hardest(base: Path, yamls: list[Path], keep: int, imgsz: int, work: Path) -> Path:
