@@ -259,6 +259,9 @@ def train(
     synth_mix: Annotated[str | None, typer.Option(help="Violation mix, e.g. garbage=0.6,parking=0.2,stall=0.2")] = None,
     paste_real: Annotated[bool, typer.Option(help="Paste real woosong bags into synthetic frames.")] = True,
     real: Annotated[Path | None, typer.Option(help="woosong-trashbags folder: real garbage photos to mix in.")] = None,
+    real_sets: Annotated[Path | None, typer.Option(
+        help="Folder of real labelled sets (../shared/data): train on every known set's train split, each "
+             "image's loss only for the classes its set labels.")] = None,
     base: Annotated[Path | None, typer.Option(help="Start from these weights (fine-tuning).")] = None,
     epochs: Annotated[int, typer.Option()] = 30,
     hours: Annotated[float | None, typer.Option(help="Train for this long instead (overrides --epochs).")] = None,
@@ -273,7 +276,7 @@ def train(
     """Train a detector (CPU, or GPU when present) and write its model card. Downloads nothing."""
     from .train import train_recipe, write_card
 
-    if not data and not synth and not real:
+    if not data and not synth and not real and not real_sets:
         raise typer.BadParameter("give --data, --synth or --real: there is nothing to train on")
     if mine and not (base and synth):
         raise typer.BadParameter("--mine needs --base (the model whose mistakes are mined) and --synth (frames to mine)")
@@ -285,30 +288,80 @@ def train(
     info = train_recipe(out_path, data=[Path(d) for d in (data or "").split(",") if d], synth=synth,
                         synth_seed=synth_seed, synth_mix=mix, paste_real=paste_real, real=real, epochs=epochs,
                         hours=hours, imgsz=imgsz, batch=batch, base=base, workers=workers, jobs=jobs,
-                        command=command, resume=resume, mine=mine)
+                        command=command, resume=resume, mine=mine, real_sets=real_sets)
     write_card(out_path.with_suffix(".md"), info)
     out.print(f"wrote {out_path} and {out_path.with_suffix('.md')}")
 
 
 @app.command()
 def evaluate(
-    model: Annotated[Path, typer.Option(help="Weights to measure.")] = Path("models/vaudit-det-ft.pt"),
-    synth: Annotated[int, typer.Option(help="Re-render this many synthetic images (as in training).")] = 0,
+    model: Annotated[Path | None, typer.Option(help="Weights to measure alone (default: the config's model "
+                                                    "and ensemble, as `vaudit run` uses them).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Config file (thresholds, input size, precision).")] = None,
+    real_sets: Annotated[Path | None, typer.Option(
+        help="Folder of the known real sets (../shared/data): measure each one's fixed holdout split.")] = None,
+    real: Annotated[list[Path] | None, typer.Option(
+        help="Any YOLO folder (images/ + labels/, or valid/images + valid/labels) to measure; repeatable.")] = None,
+    classes: Annotated[str | None, typer.Option(
+        help="With --real: its class ids onto vaudit's classes, e.g. 0=garbage,1=bin,2=garbage.")] = None,
+    synth: Annotated[int, typer.Option(help="Also re-render this many synthetic images (as in training) and "
+                                            "measure their val split (float weights, Ultralytics).")] = 0,
     synth_seed: Annotated[int, typer.Option()] = 1,
-    real: Annotated[Path | None, typer.Option(help="woosong-trashbags folder (its valid split is measured).")] = None,
-    imgsz: Annotated[int, typer.Option()] = 320,
+    imgsz: Annotated[int, typer.Option(help="Input size for --synth.")] = 640,
     jobs: Annotated[int, typer.Option()] = 2,
 ) -> None:
-    """Measure a model on held-out data, as its card reports it (JSON on stdout)."""
-    from .train import evaluate_recipe
+    """Measure a detector on held-out data: per set and class, AP50 and recall/precision at the pipeline's
+    thresholds (JSON on stdout, a table on stderr)."""
+    from .realdata import available, folder_set
 
-    if not synth and not real:
-        raise typer.BadParameter("give --synth N and/or --real DIR")
-    import contextlib
+    if not synth and not real and not real_sets:
+        raise typer.BadParameter("give --real-sets DIR, --real DIR and/or --synth N")
+    try:
+        mapping = {int(k): v for k, v in (kv.split("=") for kv in classes.split(","))} if classes else {}
+        sets = [folder_set(p, mapping) for p in real or []]
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    if real_sets:
+        sets += available(real_sets)
+        if not available(real_sets):
+            raise typer.BadParameter(f"no known real set under {real_sets}")
+    cfg = _config(config)
+    res: dict = {}
+    with _friendly():
+        if sets:
+            from .progress import progress
+            from .realeval import evaluate_real
 
-    with contextlib.redirect_stdout(sys.stderr):  # Ultralytics' progress must not corrupt the JSON on stdout
-        res = evaluate_recipe(model, synth=synth, synth_seed=synth_seed, real=real, imgsz=imgsz, jobs=jobs)
+            with progress() as bar:
+                tasks: dict[str, int] = {}
+
+                def step(name: str, done: int, total: int) -> None:
+                    tasks.setdefault(name, bar.add_task(name, total=total))
+                    bar.update(tasks[name], completed=done)
+
+                res = evaluate_real(cfg, sets, model=model, data=real_sets or Path(), progress=step)
+            _real_table(res)
+        if synth:
+            import contextlib
+
+            from .train import evaluate_recipe
+
+            with contextlib.redirect_stdout(sys.stderr):  # Ultralytics' progress must not corrupt the JSON
+                res["synthetic"] = evaluate_recipe(model or cfg.model.resolved_path(), synth=synth,
+                                                   synth_seed=synth_seed, imgsz=imgsz, jobs=jobs)
     sys.stdout.write(json.dumps(res, indent=1, ensure_ascii=False) + "\n")
+
+
+def _real_table(res: dict) -> None:
+    t = Table(title=f"{res['model']} at {res['imgsz']} px ({res['precision']}), holdout photos")
+    for col in ("set", "photos", "class", "boxes", "AP50", "recall", "precision"):
+        t.add_column(col)
+    for name, s in res["sets"].items():
+        for cls, r in s["per_class"].items():
+            t.add_row(name, str(s["photos"]), cls, str(r["boxes"]), f"{r['AP50']:.3f}", f"{r['recall']:.3f}",
+                      f"{r['precision']:.3f}")
+    err.print(t)
+    err.print("recall and precision at the pipeline's thresholds; AP50 over every confidence")
 
 
 @app.command()

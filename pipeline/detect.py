@@ -48,7 +48,8 @@ class YoloDetector:
     .pt file on first use and cached by its hash, so the model of record stays the .pt file.
     """
 
-    def __init__(self, cfg: Config, model_path: Path | None = None):
+    def __init__(self, cfg: Config, model_path: Path | None = None, floor: float | None = None):
+        """``floor`` overrides the lowest confidence reported (an evaluation wants the whole ranking)."""
         # --model replaces the configured model and its ensemble: one file, measured on its own
         paths = [Path(model_path)] if model_path else [cfg.model.resolved_path(p) for p in cfg.model.all_paths()]
         for p in paths:
@@ -65,7 +66,7 @@ class YoloDetector:
         self.class_map = dict(cfg.model.classes)
         self.thresholds = {c: cc.confidence for c, cc in cfg.categories.items()}
         # context classes are kept (for review and retraining) above this floor
-        self.floor = min(self.thresholds.values())
+        self.floor = min(self.thresholds.values()) if floor is None else floor
         # an ensemble's members report weaker boxes too: a box one model misses scores half as fused
         self.member_floor = self.floor if len(paths) == 1 else min(self.floor, ENSEMBLE_FLOOR)
         self.onnx_paths: list[Path] = []  # the exports actually run (onnx backend)
@@ -137,12 +138,17 @@ class YoloDetector:
     def detect(self, frames: Sequence[Frame], full_size: tuple[int, int]) -> list[Detection]:
         if not frames:
             return []
-        images = [f.image for f in frames]
+        raw = self.raw([f.image for f in frames])
+        return [d for f, r in zip(frames, raw, strict=True) for d in self.to_detections(f, *r, full_size)]
+
+    def raw(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(xyxy in the image's pixels, confidence, class id) per image: every box above the floor, the
+        ensemble's members fused, no category threshold applied yet."""
         raw = self._members[0](images)
         if len(self._members) > 1:
             outputs = [raw] + [infer(images) for infer in self._members[1:]]
             raw = [fuse(per_model) for per_model in zip(*outputs, strict=True)]
-        return [d for f, r in zip(frames, raw, strict=True) for d in self.to_detections(f, *r, full_size)]
+        return raw
 
     def to_detections(self, frame: Frame, xyxy: np.ndarray, confs: np.ndarray, clss: np.ndarray,
                       full_size: tuple[int, int]) -> list[Detection]:
