@@ -18,6 +18,7 @@ from pathlib import Path
 from ..config import Config
 from ..evidence import UNKNOWN_DISTRICT
 from ..store import Store
+from .cells import csv_row, inert_xlsx_cells
 from .periods import Period
 
 DIMENSIONS = ("district", "category")
@@ -233,7 +234,7 @@ def write_counts(table: CountsTable, fmt: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         with open(path, "w", encoding="utf-8-sig", newline="") as f:
-            csv.writer(f).writerows(wide_rows(table))
+            csv.writer(f).writerows(csv_row(r) for r in wide_rows(table))
     elif fmt == "json":
         path.write_text(json.dumps(table.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     elif fmt == "xlsx":
@@ -260,6 +261,7 @@ def _write_xlsx(data: dict[str, list[list]], path: Path) -> None:
         ws = wb.create_sheet(title)
         for row in rows:
             ws.append(row)
+        inert_xlsx_cells(ws)  # a district named "=HYPERLINK(...)" stays text
         for cell in ws[1]:
             cell.font = Font(bold=True)
             cell.alignment = Alignment(horizontal="center")
