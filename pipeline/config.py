@@ -7,6 +7,7 @@ front and unknown keys are errors (a typo must not silently fall back to a defau
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from pathlib import Path
 from typing import Literal
@@ -97,6 +98,24 @@ class DistrictConfig(_Strict):
     aliases: list[str] = Field(default_factory=list)
 
 
+class ReviewConfig(_Strict):
+    """Settings of the review web app (``vaudit serve``); they change no evidence, so no run key."""
+
+    # addresses (or networks, e.g. 10.0.0.0/24) of reverse proxies whose X-Forwarded-For is believed;
+    # none by default: the peer's own address is the client, whatever headers it sends
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {item!r}") from None
+        return v
+
+
 class Config(_Strict):
     timezone: str = "Asia/Shanghai"
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -104,6 +123,7 @@ class Config(_Strict):
     events: EventsConfig = Field(default_factory=EventsConfig)
     categories: dict[str, CategoryConfig]
     districts: dict[str, DistrictConfig] = Field(default_factory=dict)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -139,7 +159,8 @@ class Config(_Strict):
         return name.strip()
 
     def snapshot(self) -> dict:
-        return self.model_dump(mode="json")
+        """What a run records and its key hashes: the review server's settings are not part of it."""
+        return self.model_dump(mode="json", exclude={"review"})
 
     def sha256(self) -> str:
         blob = json.dumps(self.snapshot(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))

@@ -8,6 +8,7 @@ crash leaves either all of it or none of it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -183,6 +184,7 @@ class Store:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
         try:
             self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout = 60000")
@@ -555,6 +557,78 @@ class Store:
             {"WHERE " + " AND ".join(where) if where else ""}
             ORDER BY s.district, v.start_time, v.source_id, v.start_s"""
         return self.query(sql, params)
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` empty and owner-only (0600) unless it exists. SQLite gives a database's ``-wal`` and
+    ``-shm`` files the database's own mode, so they are owner-only too."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+SESSIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user);
+"""
+
+
+class SessionStore:
+    """The review app's logged-in sessions, server side, in a small owner-only database of their own.
+
+    Sessions are not evidence (no custody entries, nothing ``vaudit verify`` checks), so they live
+    beside ``evidence.db`` rather than in it. A row is keyed by the SHA-256 of the random session id the
+    cookie carries, so a copy of this file logs no one in. Deleting the row ends the session at once.
+    """
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time):
+        self.path = Path(path)
+        self.clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
+        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        for stmt in _statements(SESSIONS_SCHEMA):
+            self.conn.execute(stmt)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @staticmethod
+    def _key(session_id: str) -> str:
+        return hashlib.sha256(session_id.encode()).hexdigest()
+
+    def create(self, user: str, session_id: str, max_age_s: float) -> None:
+        now = self.clock()
+        self.conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+        self.conn.execute("INSERT INTO sessions (id_hash, user, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                          (self._key(session_id), user, now, now + max_age_s))
+
+    def user(self, session_id: str) -> str | None:
+        """The user a live session belongs to; None when unknown, revoked or expired."""
+        row = self.conn.execute("SELECT user FROM sessions WHERE id_hash = ? AND expires_at > ?",
+                                (self._key(session_id), self.clock())).fetchone()
+        return row[0] if row else None
+
+    def revoke(self, session_id: str) -> None:
+        self.conn.execute("DELETE FROM sessions WHERE id_hash = ?", (self._key(session_id),))
+
+    def revoke_user(self, user: str) -> int:
+        """End every session of ``user`` (on disable); returns how many there were."""
+        return self.conn.execute("DELETE FROM sessions WHERE user = ?", (user,)).rowcount
+
+    def count(self, user: str | None = None) -> int:
+        sql, params = "SELECT count(*) FROM sessions WHERE expires_at > ?", [self.clock()]
+        if user is not None:
+            sql, params = sql + " AND user = ?", [*params, user]
+        return self.conn.execute(sql, params).fetchone()[0]
 
 
 class LeaseLost(Exception):

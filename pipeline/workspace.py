@@ -40,9 +40,25 @@ class Workspace:
     def originals(self) -> Path:
         return self.root / "originals"
 
+    @property
+    def review_secret(self) -> Path:
+        """The review app's cookie-signing key (0600)."""
+        return self.root / "review-secret"
+
+    @property
+    def sessions_db(self) -> Path:
+        """The review app's server-side sessions (0600); not evidence."""
+        return self.root / "review-sessions.db"
+
+    @property
+    def review_tmp(self) -> Path:
+        """Where the review app builds downloads (0700). Not under ``tmp``: ``vaudit run`` sweeps that."""
+        return self.root / "review-tmp"
+
     def create(self) -> Workspace:
-        for d in (self.root, self.clips, self.frames, self.tmp):
+        for d in (self.root, self.clips, self.frames):
             d.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(mode=0o700, exist_ok=True)  # staged evidence not yet committed: owner only
         return self
 
     def abs(self, relative: str) -> Path:

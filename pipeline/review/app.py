@@ -6,20 +6,27 @@ POST goes through ``auth.action`` (CSRF, then role). All handlers are async and 
 connection, so every statement runs on the event-loop thread, one at a time, and a transaction can
 never interleave with another request's. The exports (``/exports/*``) are the exception that keeps
 the rule: they are too slow for the event loop, so they run in a worker thread on a connection of
-their own (see ``exports.py``) and never touch the shared one.
+their own (see ``exports.py``) and never touch the shared one. Password checks also leave the loop, for a small bounded thread pool
+(``auth.PasswordChecker``), so a flood of bad logins cannot stall anyone's page.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import mimetypes
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+import os
+import stat
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qsl, quote
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -33,11 +40,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import CATEGORY_IDS, Config
 from ..export import PackError, RedactionError
+from ..export.cells import csv_row
 from ..records import Decision
-from ..store import REJECT_REASONS, Store
+from ..store import REJECT_REASONS, SessionStore, Store
 from ..workspace import Workspace
 from . import exports, queries
-from .auth import DECIDERS, EXPORTERS, Sessions, Throttle, action, load_secret, new_token, verify_password
+from .auth import (
+    DECIDERS,
+    EXPORTERS,
+    PasswordChecker,
+    Sessions,
+    Throttle,
+    action,
+    client_address,
+    load_secret,
+    new_token,
+    parse_networks,
+)
 from .exports import Download, ExportForm
 from .queries import Filters
 
@@ -54,6 +73,9 @@ MESSAGES = {
     "batch": "批量操作已完成。", "batch_empty": "未选择任何条目。",
 }
 BATCH_MAX = 500
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a bigger id names nothing (and must not reach SQLite)
+PACKS_AT_ONCE = 2  # meeting packs copy (and may blur) evidence video: more at once would starve the server
+MEDIA_DIRS = ("clips", "frames")
 SECURITY_HEADERS = [
     (b"content-security-policy",
      (b"default-src 'self'; img-src 'self'; media-src 'self'; object-src 'none'; frame-ancestors 'none';"
@@ -74,6 +96,9 @@ class Review:
     sessions: Sessions
     throttle: Throttle
     templates: Jinja2Templates
+    passwords: PasswordChecker
+    proxies: tuple = ()
+    pack_slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(PACKS_AT_ONCE))
 
     def active_user(self, name: object) -> dict | None:
         """The session's user, re-read each request so that disabling takes effect at once."""
@@ -117,9 +142,10 @@ class LoginRequired:
             return
         request = Request(scope)
         review = _rv(request)
+        request.state.client_ip, request.state.https = client_address(request, review.proxies)
         session = review.sessions.read(request)
         request.state.session = session
-        request.state.user = review.active_user(session.get("u"))
+        request.state.user = review.active_user(review.sessions.user(session))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -168,17 +194,18 @@ async def login(request: Request) -> Response:
     name = str(form.get("name", "")).strip()[:64]
     password = str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "/")))
-    key = (name.lower(), request.client.host if request.client else "")
-    if review.throttle.blocked(key):
+    who = (name.lower(), request.state.client_ip)
+    if not review.throttle.attempt(*who):
         return review.render(request, "login.html", 429, next=target, name=name,
                              error="登录失败次数过多，请 5 分钟后再试。")
     user = review.store.user(name) if name else None
-    if not verify_password(user["password_hash"] if user else None, password):
-        review.throttle.fail(key)
+    ok = await review.passwords.verify(user["password_hash"] if user else None, password)
+    if ok is None:
+        return review.render(request, "login.html", 503, next=target, name=name,
+                             error="登录请求过多，服务器繁忙，请稍后再试。")
+    if not ok or user["disabled"]:  # a disabled account gets the answer a wrong password gets
         return review.render(request, "login.html", 401, next=target, name=name, error="用户名或密码错误。")
-    if user["disabled"]:
-        return review.render(request, "login.html", 403, next=target, name=name, error="该账号已停用。")
-    review.throttle.reset(key)
+    review.throttle.succeeded(*who)
     response = RedirectResponse(target, status_code=303)
     review.sessions.write(request, response, user["name"])
     return response
@@ -187,7 +214,7 @@ async def login(request: Request) -> Response:
 @action()
 async def logout(request: Request) -> Response:
     response = RedirectResponse("/login", status_code=303)
-    _rv(request).sessions.clear(response)
+    _rv(request).sessions.end(request, response)
     return response
 
 
@@ -242,7 +269,7 @@ async def batch(request: Request) -> Response:
     what, reason = str(form.get("action", "")), str(form.get("reason", "")) or None
     if what not in ("confirm", "reject") or (what == "reject" and reason not in REJECT_REASONS):
         return review.error(request, 400, "批量操作须为确认，或附驳回原因的驳回。")
-    ids = [i for i in (_int(x, 0) for x in form.getlist("ids")) if i > 0][:BATCH_MAX]
+    ids = [i for i in (_int(x, 0) for x in form.getlist("ids")) if 0 < i <= MAX_ID][:BATCH_MAX]
     done = 0
     for vid in ids:
         try:
@@ -270,11 +297,12 @@ async def export_csv(request: Request) -> Response:
     out = csv.writer(buf)
     out.writerow(["编号", "类别", "区域", "巡查员", "开始时间", "结束时间", "置信度", "状态", "源文件", "源文件SHA-256",
                   "证据片段", "片段SHA-256"])
-    for r in rows:
-        out.writerow([r["id"], review.cfg.category_label(r["category"]), r["district"] or "", r["inspector"] or "",
-                      _local(review.cfg, r["start_time"]), _local(review.cfg, r["end_time"]),
-                      f"{r['confidence']:.3f}", STATUS_ZH[r["status"]], r["source_path"], r["source_sha256"],
-                      r["clip_path"] or "", r["clip_sha256"] or ""])
+    for r in rows:  # names and paths come from folders and manifests: written so no cell is a formula
+        out.writerow(csv_row([
+            r["id"], review.cfg.category_label(r["category"]), r["district"] or "", r["inspector"] or "",
+            _local(review.cfg, r["start_time"]), _local(review.cfg, r["end_time"]), f"{r['confidence']:.3f}",
+            STATUS_ZH[r["status"]], r["source_path"], r["source_sha256"], r["clip_path"] or "",
+            r["clip_sha256"] or ""]))
     review.store.log_event("review_export", "violations", None, {"filters": asdict(f), "rows": len(rows)},
                            request.state.user["name"])
     stamp = datetime.now(review.cfg.tz).strftime("%Y%m%d_%H%M%S")
@@ -288,7 +316,7 @@ async def export_csv(request: Request) -> Response:
 async def review_page(request: Request) -> Response:
     review = _rv(request)
     vid = request.path_params["vid"]
-    v = queries.violation(review.store, vid)
+    v = queries.violation(review.store, vid) if vid <= MAX_ID else None
     if v is None:
         return review.error(request, 404, f"没有编号为 {vid} 的违规记录。")
     f = _filters(request)
@@ -320,6 +348,8 @@ def _decision(form: dict[str, str], v: dict, user: str, cfg: Config) -> Decision
             start, end = float(form.get("start_s", "")), float(form.get("end_s", ""))
         except ValueError:
             return "裁剪的起止时间须为秒数。"
+        if not (math.isfinite(start) and math.isfinite(end)):
+            return "裁剪的起止时间须为有限的秒数。"
         if not 0 <= start < end:
             return "裁剪的起点须早于终点。"
         return Decision(v["id"], user, "trim", start_s=start, end_s=end, note=note)
@@ -334,7 +364,7 @@ async def decide(request: Request) -> Response:
     relabel, trim and note leave it pending, so the same item is shown again for its verdict."""
     review = _rv(request)
     vid = request.path_params["vid"]
-    v = queries.violation(review.store, vid)
+    v = queries.violation(review.store, vid) if vid <= MAX_ID else None
     if v is None:
         return review.error(request, 404, f"没有编号为 {vid} 的违规记录。")
     form = {k: str(val) for k, val in (await request.form()).items()}
@@ -424,14 +454,22 @@ async def export_charts(request: Request) -> Response:
 
 @action(*EXPORTERS)
 async def export_pack(request: Request) -> Response:
-    """The district list is read here, on the event loop, since it needs the app's shared connection."""
-    district_choices = _district_choices(_rv(request))
+    """The district list is read here, on the event loop, since it needs the app's shared connection.
+    At most ``PACKS_AT_ONCE`` packs are built at a time; one more is refused with a message, not queued."""
+    review = _rv(request)
+    district_choices = _district_choices(review)
 
     def build(ws: Workspace, cfg: Config, form: ExportForm, actor: str) -> Download:
         return exports.pack_zip(ws, cfg, form.checked_period(cfg.tz), form.checked_district(district_choices),
                                 form.blur_faces, form.blur_plates, actor)
 
-    return await _export(request, build)
+    if not review.pack_slots.acquire(blocking=False):
+        return _exports_page(request, ExportForm.parse(await request.form()), 429,
+                             "已有材料包正在生成，请稍后再试。")
+    try:
+        return await _export(request, build)
+    finally:
+        review.pack_slots.release()
 
 
 # -- media -------------------------------------------------------------------------------------
@@ -444,22 +482,68 @@ def _plain_relative(rel: str) -> bool:
     return all(part not in ("", ".", "..") for part in PurePosixPath(rel).parts) and "//" not in rel
 
 
+def open_media(root: Path, rel: str) -> tuple[int, os.stat_result]:
+    """Open ``rel``, a file under ``clips/`` or ``frames/``, without following a symlink anywhere on the
+    way (each folder is opened relative to the last, O_NOFOLLOW); only a regular file is accepted.
+    Raises OSError otherwise. A planted link to the cookie key or the database opens nothing."""
+    parts = rel.split("/")
+    if len(parts) < 2 or parts[0] not in MEDIA_DIRS:
+        raise FileNotFoundError(rel)
+    nofollow = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            sub = os.open(part, nofollow | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+        f = os.open(parts[-1], nofollow | os.O_NONBLOCK, dir_fd=fd)  # NONBLOCK: a planted FIFO cannot hang us
+    finally:
+        os.close(fd)
+    st = os.fstat(f)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(f)
+        raise FileNotFoundError(rel)
+    return f, st
+
+
+class MediaFile(FileResponse):
+    """A FileResponse that opens its file again by the same symlink-free walk and checks that it is
+    still the file that was checked (device and inode), so swapping in a link after the check gains
+    nothing. Range requests are answered by FileResponse as usual."""
+
+    def __init__(self, root: Path, rel: str, st: os.stat_result, **kw: object):
+        super().__init__(root / rel, stat_result=st, **kw)
+        self._root, self._rel, self._identity = root, rel, (st.st_dev, st.st_ino)
+
+    @asynccontextmanager
+    async def _open_file(self) -> AsyncIterator[anyio.AsyncFile[bytes]]:
+        fd, st = await anyio.to_thread.run_sync(open_media, self._root, self._rel)
+        if (st.st_dev, st.st_ino) != self._identity:
+            os.close(fd)
+            raise RuntimeError(f"{self._rel} was replaced while being served")
+        file = anyio.wrap_file(os.fdopen(fd, "rb"))
+        try:
+            yield file
+        finally:
+            with anyio.CancelScope(shield=True):
+                await file.aclose()
+
+
 async def media(request: Request) -> Response:
-    """Serve an evidence file. The path must be an artifact the DB knows, and must still resolve
-    inside the workspace after symlinks; nothing else is opened. FileResponse answers Range requests
-    (206) so the video can seek."""
+    """Serve an evidence file. The path must be an artifact the DB knows, under ``clips/`` or
+    ``frames/``, and a regular file reached without any symlink; nothing else is opened. FileResponse
+    answers Range requests (206) so the video can seek."""
     review = _rv(request)
     rel = request.path_params["path"]
     if not _plain_relative(rel) or not queries.is_artifact(review.store, rel):
         return PlainTextResponse("未找到。", status_code=404)
-    root = review.ws.root.resolve()
-    target = (root / rel).resolve()
-    if not target.is_relative_to(root):
-        return PlainTextResponse("禁止访问。", status_code=403)
-    if not target.is_file():
+    try:
+        fd, st = await anyio.to_thread.run_sync(open_media, review.ws.root, rel)
+    except OSError:  # missing, a symlink (ELOOP), a folder, a FIFO, outside clips/ and frames/...
         return PlainTextResponse("未找到。", status_code=404)
-    kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    return FileResponse(target, media_type=kind, headers={"cache-control": "private, max-age=3600"})
+    os.close(fd)
+    kind = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+    return MediaFile(review.ws.root, rel, st, media_type=kind, headers={"cache-control": "private, max-age=3600"})
 
 
 # -- app ---------------------------------------------------------------------------------------
@@ -484,6 +568,14 @@ def _templates(cfg: Config) -> Jinja2Templates:
     return templates
 
 
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    yield
+    review: Review = app.state.review
+    review.passwords.close()
+    review.sessions.store.close()
+
+
 def create_app(ws: Workspace, cfg: Config, *, secure_cookies: bool = False) -> Starlette:
     """The review app for one workspace. ``secure_cookies`` marks the session cookie Secure even when
     a TLS-terminating proxy forwards plain http (https requests get it regardless)."""
@@ -505,7 +597,11 @@ def create_app(ws: Workspace, cfg: Config, *, secure_cookies: bool = False) -> S
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         middleware=[Middleware(LoginRequired)],
+        lifespan=_lifespan,
     )
-    app.state.review = Review(ws, cfg, Store(ws.db_path), Sessions(load_secret(ws.root), secure_cookies), Throttle(),
-                              _templates(cfg))
+    exports.sweep_review_tmp(ws)
+    sessions = Sessions(load_secret(ws.review_secret), SessionStore(ws.sessions_db), secure_cookies)
+    passwords = PasswordChecker()
+    app.state.review = Review(ws, cfg, Store(ws.db_path), sessions, Throttle(), _templates(cfg), passwords,
+                              parse_networks(cfg.review.trusted_proxies))
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import socket
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -22,7 +23,7 @@ from urllib.parse import quote
 
 from ..config import Config
 from ..export import PackError, Period, RedactionError, charts, counts, pack, parse_period, write_counts
-from ..store import Store
+from ..store import Store, owner_alive, worker_id
 from ..workspace import Workspace
 
 MEDIA_TYPES = {
@@ -160,6 +161,32 @@ def charts_zip(ws: Workspace, cfg: Config, period: Period, actor: str) -> Downlo
     return Download(f"charts_{period.label}.zip", MEDIA_TYPES["zip"], body, len(body))
 
 
+STAGE_PREFIX = "pack~"
+
+
+def pack_stage(ws: Workspace) -> Path:
+    """A new private (0700) folder for one pack build, under ``review-tmp/`` (which ``vaudit run``, sweeping
+    ``tmp/``, never touches), named after this process so that a later server can tell it is abandoned."""
+    ws.review_tmp.mkdir(mode=0o700, exist_ok=True)
+    owner = worker_id().replace(":", "~")  # host~pid~start
+    return Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{owner}~", dir=ws.review_tmp))
+
+
+def sweep_review_tmp(ws: Workspace) -> int:
+    """Remove build folders of review servers that died mid-build; a live server's are left alone."""
+    if not ws.review_tmp.is_dir():
+        return 0
+    removed = 0
+    for d in ws.review_tmp.iterdir():
+        parts = d.name.split("~")
+        owner = ":".join(parts[1:4]) if d.name.startswith(STAGE_PREFIX) and len(parts) == 5 else None
+        if owner and (owner_alive(owner) or not owner.startswith(socket.gethostname() + ":")):
+            continue  # a live build here, or one on another host sharing the workspace
+        shutil.rmtree(d, ignore_errors=True) if d.is_dir() and not d.is_symlink() else d.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def pack_zip(ws: Workspace, cfg: Config, period: Period, district: str | None, blur_faces: bool,
              blur_plates: bool, actor: str) -> Download:
     """Build the pack as a zip in a private folder under the workspace, open it, then delete the folder.
@@ -169,8 +196,7 @@ def pack_zip(ws: Workspace, cfg: Config, period: Period, district: str | None, b
     byte is sent, so neither a finished nor an abandoned download leaves a copy of the evidence behind.
     ``pack`` itself logs the export_pack custody entry, naming ``actor``.
     """
-    ws.tmp.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="review-pack-", dir=ws.tmp))
+    tmp = pack_stage(ws)
     name = f"pack_{period.label}" + (f"_{district}" if district else "") + ".zip"
     try:
         with _own_store(ws) as store:
