@@ -564,7 +564,7 @@ def create_private(path: Path) -> None:
     ``-shm`` files the database's own mode, so they are owner-only too."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
+    except OSError:  # it exists (kept as it is), or cannot be made here: SQLite's own open says why
         pass
 
 

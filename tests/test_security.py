@@ -276,6 +276,8 @@ def test_spoofed_forwarded_headers_do_not_reset_the_throttle(server):
         assert r.status_code == 401
     r = server.login(c, "ana", headers={"X-Forwarded-For": "203.0.113.77", "X-Real-IP": "203.0.113.78"})
     assert r.status_code == 429 and "次数过多" in r.text  # blocked, even with the right password
+    r = server.login(c, "asa", headers={"X-Forwarded-Proto": "https"})  # nor is this header believed
+    assert r.status_code == 303 and "secure" not in r.headers["set-cookie"].lower()
 
 
 def test_behind_a_trusted_proxy_the_client_is_the_address_the_proxy_saw(rws, tmp_path):
@@ -286,8 +288,9 @@ def test_behind_a_trusted_proxy_the_client_is_the_address_the_proxy_saw(rws, tmp
             spoof = {"X-Forwarded-For": f"198.51.100.{n}, 10.1.2.3"}
             assert server.login(c, "ana", "wrong-password", headers=spoof).status_code == 401
         assert server.login(c, "ana", headers={"X-Forwarded-For": "9.9.9.9, 10.1.2.3"}).status_code == 429
-        # another office PC behind the same proxy is a different client: not blocked
-        assert server.login(c, "ana", headers={"X-Forwarded-For": "10.1.2.4"}).status_code == 303
+        # another office PC behind the same proxy is a different client: not blocked; the proxy ended TLS
+        r = server.login(c, "ana", headers={"X-Forwarded-For": "10.1.2.4", "X-Forwarded-Proto": "https"})
+        assert r.status_code == 303 and "secure" in r.headers["set-cookie"].lower()
 
 
 def test_throttle_limits_each_account_and_each_client(rws):
