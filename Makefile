@@ -41,6 +41,7 @@ bench: setup
 
 lint:
 	$(BIN)/ruff check pipeline tests bench
+	$(BIN)/python -m pipeline.configdoc --check
 
 clean:
 	rm -rf vaudit-workspace .pytest_cache

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
+
+
 CATEGORY_IDS = ("garbage", "parking", "stall")
 
 
@@ -30,18 +32,23 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    path: str = "models/vaudit-det-ft.pt"
-    # further weights with the same classes, run on the same frames; their boxes are fused with the main
-    # model's (pipeline/detect.py: fuse). Each member adds the detector's cost.
-    ensemble: list[str] = Field(default_factory=list)
-    imgsz: int = Field(416, ge=64, le=2048, multiple_of=32)
-    backend: Literal["torch", "onnx", "openvino"] = "onnx"
-    batch: int = Field(4, ge=1, le=64)
-    threads: int = Field(0, ge=0, le=256)  # inference threads for the onnx backend; 0 = let the runtime decide
-    # int8: the onnx export quantised (pipeline/quantize.py), calibrated on synthetic frames; onnx only
-    precision: Literal["fp32", "int8"] = "fp32"
+    path: str = Field("models/vaudit-det-ft.pt", description=(
+        "the detector's weights (models/ holds the shipped ones, each with its card); relative paths resolve "
+        "against the project root, then the working folder"))
+    ensemble: list[str] = Field(default_factory=lambda: ["models/vaudit-det-hard.pt"], description=(
+        "further weights with the same classes run on the same frames, boxes fused with the main model's "
+        "(confidences averaged); each adds the detector's cost; [] runs the main model alone"))
+    imgsz: int = Field(640, ge=64, le=2048, multiple_of=32, description=(
+        "inference size in pixels: larger finds smaller, more distant objects and costs more"))
+    backend: Literal["torch", "onnx", "openvino"] = Field("onnx", description=(
+        "torch, onnx or openvino: an export of the same weights, made on first use and cached by their hash"))
+    batch: int = Field(4, ge=1, le=64, description="frames per inference call")
+    threads: int = Field(0, ge=0, le=256, description="onnx inference threads; 0 lets ONNX Runtime decide")
+    precision: Literal["fp32", "int8"] = Field("int8", description=(
+        "int8 quantises the onnx export once (calibrated on rendered frames, cached beside it); onnx only"))
     classes: dict[str, Literal["garbage", "parking", "stall"]] = Field(
-        default_factory=lambda: {"garbage": "garbage", "illegal_parking": "parking", "stall": "stall"}
+        default_factory=lambda: {"garbage": "garbage", "illegal_parking": "parking", "stall": "stall"},
+        description="model class -> violation category; classes not named are context (vehicle, bin, person)",
     )
 
     @model_validator(mode="after")
@@ -65,45 +72,62 @@ class ModelConfig(_Strict):
 
 
 class SamplingConfig(_Strict):
-    rate: float = Field(1.0, gt=0, le=30)
-    scene_keyframes: bool = True
-    max_side: int = Field(1280, ge=160, le=7680)
+    rate: float = Field(1.0, gt=0, le=30, description=(
+        "sampled frames per second: 1/s decodes only the keyframes of the usual 1 s GOP; 2/s must decode "
+        "half of every GOP"))
+    scene_keyframes: bool = Field(True, description="also sample keyframes the encoder inserted off-grid (scene cuts)")
+    max_side: int = Field(1280, ge=160, le=7680, description="frames larger than this are downscaled before detection")
 
 
 class EventsConfig(_Strict):
-    max_gap_s: float = Field(2.5, gt=0, le=60)
-    min_iou: float = Field(0.05, ge=0, le=1)
+    max_gap_s: float = Field(2.5, gt=0, le=60, description="a track survives this long without a detection")
+    min_iou: float = Field(0.05, ge=0, le=1, description="association threshold once camera motion is taken out")
 
 
 class CategoryConfig(_Strict):
-    zh: str
-    en: str
-    confidence: float = Field(0.35, gt=0, lt=1)
-    min_hits: int = Field(2, ge=1)
-    min_duration_s: float = Field(1.0, ge=0)
-    merge_gap_s: float = Field(8.0, ge=0)
-    clip_pre_s: float = Field(3.0, ge=0, le=60)
-    clip_post_s: float = Field(3.0, ge=0, le=60)
-    max_residual_motion: float | None = Field(None, gt=0)
-    # a second box mostly inside a tracked one is a part of the same object (a stall's canopy, one bag of
-    # a pile); false where two objects of the category often stand one behind the other (parked vehicles)
-    fold_nested: bool = True
+    zh: str = Field(description="Chinese name, as shown to analysts and in exports")
+    en: str = Field(description="English name")
+    confidence: float = Field(0.35, gt=0, lt=1, description=(
+        "detections below this are not evidence of the category (chosen per model on rendered tuning "
+        "footage: see the README)"))
+    min_hits: int = Field(2, ge=1, description="sampled frames that must see the object")
+    min_duration_s: float = Field(1.0, ge=0, description="seconds from first to last sighting")
+    merge_gap_s: float = Field(8.0, ge=0, description=(
+        "tracks this close in time at the same place (camera motion taken out) are one object that left "
+        "the view and came back"))
+    clip_pre_s: float = Field(3.0, ge=0, le=60, description="evidence clip starts this long before the first sighting")
+    clip_post_s: float = Field(3.0, ge=0, le=60, description="and ends this long after the last")
+    max_residual_motion: float | None = Field(None, gt=0, description=(
+        "box heights per second not explained by camera motion: more is a moving object (null: no limit)"))
+    fold_nested: bool = Field(True, description=(
+        "a box mostly inside a tracked one is part of the same object (a stall's canopy, one bag of a "
+        "pile); false where objects stand one behind another (vehicles parked in a row)"))
 
     def label(self) -> str:
         return f"{self.zh} {self.en}"
 
 
+# What differs per category; every other key takes CategoryConfig's default. A config's categories
+# section overrides these key by key.
+CATEGORY_DEFAULTS: dict[str, dict] = {
+    "garbage": {"zh": "暴露垃圾", "en": "Exposed garbage", "confidence": 0.15},
+    "parking": {"zh": "违规停车", "en": "Illegal parking", "confidence": 0.40, "max_residual_motion": 0.8,
+                "fold_nested": False},
+    "stall": {"zh": "占道经营", "en": "Street stall", "confidence": 0.35},
+}
+
+
 class DistrictConfig(_Strict):
-    en: str | None = None
-    aliases: list[str] = Field(default_factory=list)
+    en: str | None = Field(None, description="English name")
+    aliases: list[str] = Field(default_factory=list, description="folder or manifest spellings of the name")
 
 
 class ReviewConfig(_Strict):
     """Settings of the review web app (``vaudit serve``); they change no evidence, so no run key."""
 
-    # addresses (or networks, e.g. 10.0.0.0/24) of reverse proxies whose X-Forwarded-For is believed;
-    # none by default: the peer's own address is the client, whatever headers it sends
-    trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxies: list[str] = Field(default_factory=list, description=(
+        "reverse proxies (addresses or networks, e.g. 10.0.0.0/24) whose X-Forwarded-For names the client; "
+        "[]: the connecting address is the client, forwarded headers are ignored"))
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -117,13 +141,28 @@ class ReviewConfig(_Strict):
 
 
 class Config(_Strict):
-    timezone: str = "Asia/Shanghai"
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    events: EventsConfig = Field(default_factory=EventsConfig)
-    categories: dict[str, CategoryConfig]
-    districts: dict[str, DistrictConfig] = Field(default_factory=dict)
-    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    timezone: str = Field("Asia/Shanghai", description="wall-clock times are shown and counted in this zone")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="the detector")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="which frames are decoded")
+    events: EventsConfig = Field(default_factory=EventsConfig, description="tracking one object across frames")
+    categories: dict[str, CategoryConfig] = Field(
+        default_factory=lambda: {k: CategoryConfig(**v) for k, v in CATEGORY_DEFAULTS.items()},
+        description="the three violation categories and when a track becomes one")
+    districts: dict[str, DistrictConfig] = Field(default_factory=dict, description=(
+        "districts and townships: names are shown as written; aliases map folder or manifest spellings"))
+    review: ReviewConfig = Field(default_factory=ReviewConfig, description=(
+        "the review web app (vaudit serve); not part of a run: changing it re-runs nothing"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _category_defaults(cls, data):
+        """A categories section overrides CATEGORY_DEFAULTS key by key; a category left out keeps them."""
+        if isinstance(data, dict) and isinstance(data.get("categories"), dict):
+            given = data["categories"]
+            merged = {k: {**v, **(given.get(k) or {})} for k, v in CATEGORY_DEFAULTS.items()}
+            merged.update({k: v for k, v in given.items() if k not in CATEGORY_DEFAULTS})
+            data = {**data, "categories": merged}
+        return data
 
     @field_validator("timezone")
     @classmethod
@@ -136,8 +175,9 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _categories_complete(self) -> Config:
-        if set(self.categories) != set(CATEGORY_IDS):
-            raise ValueError(f"categories must define exactly {', '.join(CATEGORY_IDS)}; got {sorted(self.categories)}")
+        unknown = sorted(set(self.categories) - set(CATEGORY_IDS))
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}: the categories are {', '.join(CATEGORY_IDS)}")
         return self
 
     @property

@@ -35,7 +35,7 @@ def default_text() -> str:
         (("backend: onnx", "backend: torch"), "precision int8 needs backend onnx"),
         (("timezone: Asia/Shanghai", "timezone: Mars/Olympus"), "unknown time zone"),
         (("  max_gap_s: 2.5", "  max_gap_s: 2.5\n  typo_key: 1"), "events.typo_key: unknown key"),
-        (("    confidence: 0.40", "    confidence: 2"), "categories.parking.confidence"),
+        (("Illegal parking\n    confidence: ", "Illegal parking\n    confidence: 2 # was "), "categories.parking.confidence"),
     ],
 )
 def test_wrong_value_names_the_key(tmp_path, edit, expected):
@@ -47,9 +47,27 @@ def test_wrong_value_names_the_key(tmp_path, edit, expected):
     assert "\n" not in str(e.value)
 
 
-def test_missing_category_and_bad_yaml_and_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="categories must define exactly"):
-        config_mod.load(write(tmp_path, "categories:\n  garbage: {zh: a, en: b}\n"))
+def test_a_config_needs_only_the_keys_it_changes(tmp_path):
+    """Every default is written once (pipeline/config.py): a one-key config is the default but that key."""
+    default = config_mod.load().model_dump()
+    cfg = config_mod.load(write(tmp_path, "categories:\n  garbage: {confidence: 0.3}\n")).model_dump()
+    assert cfg["categories"]["garbage"]["confidence"] == 0.3
+    cfg["categories"]["garbage"]["confidence"] = default["categories"]["garbage"]["confidence"]
+    assert cfg == {**default, "districts": {}}  # districts are site data: the shipped file's are examples
+
+
+def test_default_yaml_and_readme_table_are_generated_from_the_schema():
+    from pipeline import configdoc
+
+    assert configdoc.main(["--check"]) == 0, "run python -m pipeline.configdoc --write"
+    text = default_text()
+    for name, field in config_mod.ModelConfig.model_fields.items():
+        assert f"  {name}:" in text and field.description.split()[0] in text
+
+
+def test_unknown_category_and_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="unknown categories"):
+        config_mod.load(write(tmp_path, "categories:\n  litter: {zh: a, en: b}\n"))
     with pytest.raises(ConfigError, match="not valid YAML at line 2"):
         config_mod.load(write(tmp_path, "a: 1\n b: [\n"))
     with pytest.raises(ConfigError, match="config file not found"):
