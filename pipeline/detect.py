@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from .config import Config
+from .geometry import iou
 from .hashing import sha256_file
 from .records import Detection, Frame
-from .track import iou
 
 ENSEMBLE_FLOOR = 0.05  # lowest confidence an ensemble member reports (fusion and thresholds come after)
 FUSE_IOU = 0.55  # boxes of one class from different models overlapping this much are one object

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .geometry import box_iou
+
 # Labelled objects smaller than this (in 640x384 frames) are not counted as misses: far specks that a
 # pass finds anyway when the camera comes closer. Mining them would spend the fine-tune on the wrong frames.
 MIN_HEIGHT_PX = 24
@@ -29,17 +31,6 @@ class Mistakes:
     @property
     def count(self) -> int:
         return self.missed + self.false
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of two (n, 4) and (m, 4) xyxy arrays."""
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
 def read_labels(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +53,8 @@ def count_mistakes(image: Path, labels: tuple[np.ndarray, np.ndarray], pred_cls:
         truth = box[cls == c]
         pred = pred_box[(pred_cls == c) & (pred_conf >= thr)]
         big = truth[truth[:, 3] - truth[:, 1] >= MIN_HEIGHT_PX]
-        missed += int((_iou(big, pred).max(axis=1, initial=0.0) < 0.5).sum())
-        false += int((_iou(pred, truth).max(axis=1, initial=0.0) < 0.3).sum())
+        missed += int((box_iou(big, pred).max(axis=1, initial=0.0) < 0.5).sum())
+        false += int((box_iou(pred, truth).max(axis=1, initial=0.0) < 0.3).sum())
     return Mistakes(image, missed, false)
 
 

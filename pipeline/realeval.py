@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from .config import Config
+from .geometry import box_iou
 from .realdata import SHARED_DATA, RealSet, boxes, images
 
 EVAL_AS = {"illegal_parking": "vehicle"}  # model class -> evaluated class, where they differ
@@ -27,17 +28,6 @@ IOU = 0.5
 EVAL_FLOOR = 0.01  # the lowest confidence ranked for AP (boxes below it change AP by less than 0.001)
 BATCH = 8
 BOOTSTRAP = 200  # resamples for the standard error of AP50
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4), xyxy."""
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 def match(pred: np.ndarray, conf: np.ndarray, truth: np.ndarray, min_iou: float = IOU) -> np.ndarray:

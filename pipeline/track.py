@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .config import Config
+from .geometry import iou
 from .records import Box, Detection, Frame, Track
 
 _WORK_WIDTH = 320
@@ -66,14 +67,6 @@ def warp_box(box: Box, m: np.ndarray) -> Box:
     x1, y1, x2, y2 = box
     pts = np.array([[x1, y1, 1], [x2, y1, 1], [x1, y2, 1], [x2, y2, 1]], dtype=float) @ m.T
     return (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max())
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def center_distance(a: Box, b: Box) -> float:

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from pipeline import config as config_mod
+from pipeline.geometry import iou
 from pipeline.judge import judge
 from pipeline.records import Detection
-from pipeline.track import Tracker, iou, warp_box
+from pipeline.track import Tracker, warp_box
 
 CFG = config_mod.load()
 

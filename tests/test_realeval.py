@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.realeval import average_precision, bootstrap_se, box_iou, match
+from pipeline.geometry import box_iou
+from pipeline.realeval import average_precision, bootstrap_se, match
 
 
 def test_box_iou():
