@@ -55,6 +55,16 @@ class Workspace:
         """Where the review app builds downloads (0700). Not under ``tmp``: ``vaudit run`` sweeps that."""
         return self.root / "review-tmp"
 
+    @property
+    def signing_key(self) -> Path:
+        """The office's Ed25519 signing key (0600, folder 0700), unless ``--key`` names another place."""
+        return self.root / "keys" / "office-signing-key.pem"
+
+    @property
+    def witness(self) -> Path:
+        """Append-only JSON lines: the custody head, signed, after every run, review decision and export."""
+        return self.root / "custody-witness.jsonl"
+
     def create(self) -> Workspace:
         for d in (self.root, self.clips, self.frames):
             d.mkdir(parents=True, exist_ok=True)
