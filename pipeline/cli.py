@@ -381,41 +381,132 @@ def doctor(
         raise typer.Exit(1)
 
 
+KeyOption = Annotated[Path | None, typer.Option(
+    "--key", help="Office signing key (default: $VAUDIT_SIGNING_KEY, else WORKSPACE/keys/office-signing-key.pem).")]
+
+
+def _public_key(text: str | None):
+    from . import keys
+
+    try:
+        return keys.PublicKey.parse(text) if text else None
+    except keys.SigningKeyError as e:
+        raise ConfigError(str(e)) from None
+
+
 @app.command()
 def verify(
     deep: Annotated[bool, typer.Option("--deep", help="Also re-hash every original (slow).")] = False,
+    public_key: Annotated[str | None, typer.Option(
+        "--public-key", help="The office public key (as `vaudit keys show` prints it, or a file holding it).")] = None,
+    fingerprint: Annotated[str | None, typer.Option(
+        help="The office key's fingerprint from the paperwork: the workspace's key must have it.")] = None,
+    witness: Annotated[list[Path] | None, typer.Option(
+        "--witness", help="Another head to check against: a copy of the witness file, or a pack's manifest.json.")] = None,
+    key: KeyOption = None,
 ) -> None:
-    """Recompute every artifact hash and the custody chain; exit 1 and list each problem if anything changed."""
-    from .verify import verify as do_verify
+    """Recompute every artifact hash and the custody chain, compare the state tables with the log and the log
+    with its witnessed heads; exit 1 and list each problem if anything changed."""
+    from .verify import verify_all
 
     with _friendly():
+        trusted = _public_key(public_key)
         store = _store()
-        problems, counts = do_verify(state.workspace, store, deep)
+        report = verify_all(state.workspace, store, deep, trusted=trusted, key_path=key, extra_heads=witness or (),
+                            fingerprint=fingerprint)
+    problems, counts = report.problems, report.counts
     for p in problems:
         out.print(f"[red]FAIL[/red] {p}", highlight=False, soft_wrap=True)
+    for n in report.notes:
+        out.print(f"note: {n}", highlight=False, soft_wrap=True)
     summary = (f"{counts['artifacts']} artifacts, {counts['custody_entries']} custody entries, "
+               f"{counts['state_rows']} state rows replayed, {counts['witnessed_heads']} witnessed heads, "
                f"{counts['originals']} originals{' re-hashed' if deep else ' checked'}")
     if problems:
-        out.print(f"{len(problems)} problems in {summary}")
+        out.print(f"{len(problems)} problems in {summary}", soft_wrap=True)
         raise typer.Exit(1)
-    out.print(f"intact: {summary}")
+    out.print(f"intact: {summary}", soft_wrap=True)
 
 
 @app.command()
-def custody(violation_id: Annotated[int, typer.Argument(help="Violation id.")],
-            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The full history of one violation: source, run, artifacts, decisions, custody entries."""
+def custody(what: Annotated[str, typer.Argument(help="A violation id, or `head`: sign, witness and print the "
+                                                "custody log's head.")],
+            as_json: Annotated[bool, typer.Option("--json")] = False,
+            key: KeyOption = None) -> None:
+    """The full history of one violation (source, run, artifacts, decisions, custody entries), or the log's head."""
     from .verify import format_history, violation_history
 
+    if what == "head":
+        _custody_head(as_json, key)
+        return
     with _friendly():
         try:
-            h = violation_history(_store(), violation_id)
+            h = violation_history(_store(), int(what))
+        except ValueError:
+            raise ConfigError(f"give a violation id or `head`, not {what!r}") from None
         except LookupError as e:
             raise ConfigError(str(e)) from None
     if as_json:
         sys.stdout.write(json.dumps(h, ensure_ascii=False, indent=1, default=str) + "\n")
     else:
         out.print(format_history(h), highlight=False, soft_wrap=True)
+
+
+def _custody_head(as_json: bool, key: Path | None) -> None:
+    from . import anchor, keys
+
+    with _friendly():
+        try:
+            rec = anchor.witness(state.workspace, _store(), "custody_head", key)
+        except keys.SigningKeyError as e:
+            raise ConfigError(str(e)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        return
+    out.print(f"custody head: entry {rec['seq']}, hash {rec['hash']}", highlight=False, soft_wrap=True)
+    out.print(f"taken at {rec['at']}, appended to {state.workspace.witness.name}", highlight=False)
+    if rec["signature"]:
+        out.print(f"signed by key {rec['key']}: {rec['signature']}", highlight=False, soft_wrap=True)
+    else:
+        err.print("warning: unsigned (no signing key: `vaudit keys init`)")
+
+
+keys_app = typer.Typer(help="The office signing key: signs custody heads and meeting packs.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init(key: KeyOption = None) -> None:
+    """Create the office signing key (Ed25519; the private key owner-only) and witness the current head with it."""
+    from . import anchor, keys
+
+    path = keys.key_path(state.workspace, key)
+    with _friendly():
+        try:
+            sk = keys.init(path)
+            anchor.witness(state.workspace, _store(), "keys_init", path)
+        except keys.SigningKeyError as e:
+            raise ConfigError(str(e)) from None
+    out.print(f"signing key written: {path} (owner-only; keep a copy offline)", highlight=False, soft_wrap=True)
+    out.print(f"public key:  {sk.public.text}", highlight=False)
+    out.print(f"fingerprint: {sk.public.fingerprint}", highlight=False)
+
+
+@keys_app.command("show")
+def keys_show(key: KeyOption = None) -> None:
+    """Print the office public key and its fingerprint (for the meeting's paperwork)."""
+    from . import keys
+
+    path = keys.key_path(state.workspace, key)
+    with _friendly():
+        try:
+            pub = keys.load_public(path)
+        except keys.SigningKeyError as e:
+            raise ConfigError(str(e)) from None
+        if pub is None:
+            raise ConfigError(f"no signing key at {path}: create one with `vaudit keys init`")
+    out.print(f"public key:  {pub.text}", highlight=False)
+    out.print(f"fingerprint: {pub.fingerprint}", highlight=False)
 
 
 @app.command()
@@ -498,8 +589,9 @@ def export_pack(
     blur_faces: Annotated[bool, typer.Option("--blur-faces", help="Blur faces in the pack's copies.")] = False,
     blur_plates: Annotated[bool, typer.Option("--blur-plates", help="Blur licence plates in the copies.")] = False,
     config: Annotated[Path | None, typer.Option()] = None,
+    key: KeyOption = None,
 ) -> None:
-    """The exposure-meeting pack: index.html, clips, keyframes, custody excerpts, manifest, verify script."""
+    """The exposure-meeting pack: index.html, clips, keyframes, custody excerpts, signed manifest, verify script."""
     from .export import pack, parse_period
 
     with _friendly():
@@ -507,11 +599,13 @@ def export_pack(
         try:
             path = pack(state.workspace, _store(), cfg, parse_period(period, cfg.tz), output,
                         district=cfg.canonical_district(district), blur_faces=blur_faces, blur_plates=blur_plates,
-                        actor="cli")
+                        actor="cli", key_path=key)
         except _export_errors() as e:
             raise ConfigError(str(e)) from None
-    out.print(f"pack written: {path} (check it with: python {path}/verify_pack.py)" if path.is_dir()
-              else f"pack written: {path}")
+    out.print(f"pack written: {path} (check it with: python {path}/verify_pack.py --fingerprint FINGERPRINT)"
+              if path.is_dir() else f"pack written: {path}")
+    if not (path / "manifest.sig").is_file() and path.is_dir():
+        err.print("warning: the pack is unsigned (no signing key: `vaudit keys init`)")
 
 
 user_app = typer.Typer(help="Accounts for the review web app (analyst, assessor, admin).", no_args_is_help=True)

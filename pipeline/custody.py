@@ -129,3 +129,66 @@ def history(conn: sqlite3.Connection, entity: str, entity_id: int) -> list[dict]
         (entity, entity_id),
     )
     return [dict(e, hash=h) for e, _, h in rows_to_entries(rows)]
+
+
+def head(conn: sqlite3.Connection) -> tuple[int, str]:
+    """(seq, hash) of the last entry; (0, GENESIS) for an empty log."""
+    row = conn.execute("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1").fetchone()
+    return (row[0], row[1]) if row else (0, GENESIS)
+
+
+@dataclass
+class Replayed:
+    """The evidence state the custody log alone implies; ``seq`` fields name the entry that set each record.
+
+    ``sources``: id -> sha256, path, district, inspector, status, current_run_id.
+    ``violations``: id -> run_id, source_sha256, category, status, start_s, end_s, confidence, artifacts
+    (path -> (kind, sha256)). ``decisions``: decision id -> violation_id, user, action, category, reason,
+    note, start_s, end_s (as the row records them).
+    """
+
+    sources: dict[int, dict]
+    violations: dict[int, dict]
+    decisions: dict[int, dict]
+
+
+def replay(conn: sqlite3.Connection) -> Replayed:
+    """Rebuild the state the evidence depends on from the log, entry by entry, in order."""
+    sources: dict[int, dict] = {}
+    violations: dict[int, dict] = {}
+    decisions: dict[int, dict] = {}
+    rows = conn.execute(
+        "SELECT seq, at, actor, event, entity, entity_id, payload, prev_hash, hash FROM custody ORDER BY seq")
+    for e, _, _ in rows_to_entries(rows):
+        ev, eid, p, seq = e["event"], e["entity_id"], e["payload"], e["seq"]
+        if not isinstance(p, dict):
+            continue
+        if ev == "source_ingested":
+            sources[eid] = {"seq": seq, "sha256": p.get("sha256"), "path": p.get("path"),
+                            "district": p.get("district"), "inspector": p.get("inspector"), "status": "ready",
+                            "current_run_id": None, "current_seq": None}
+        elif ev == "source_rejected":
+            s = sources.setdefault(eid, {"seq": seq, "sha256": p.get("sha256"), "path": p.get("path"),
+                                         "current_run_id": None, "current_seq": None})
+            s.update(status="rejected", status_seq=seq)
+        elif ev == "source_processed" and eid in sources:
+            sources[eid].update(current_run_id=p.get("run_id"), current_seq=seq)
+        elif ev == "violation_created":
+            violations[eid] = {
+                "seq": seq, "run_id": p.get("run_id"), "source_sha256": p.get("source_sha256"),
+                "category": p.get("category"), "status": "pending", "start_s": p.get("start_s"),
+                "end_s": p.get("end_s"), "confidence": p.get("confidence"), "state_seq": seq,
+                "artifacts": {a.get("path"): (a.get("kind"), a.get("sha256")) for a in p.get("artifacts") or []}}
+        elif ev.startswith("decision_") and e["entity"] == "violation":
+            action = ev[len("decision_"):]
+            if eid in violations:
+                violations[eid].update(status=p.get("status"), category=p.get("category"), start_s=p.get("start_s"),
+                                       end_s=p.get("end_s"), state_seq=seq)
+            if p.get("decision_id") is not None:
+                decisions[p["decision_id"]] = {
+                    "seq": seq, "violation_id": eid, "user": e["actor"], "action": action,
+                    "category": p.get("category") if action == "relabel" else None,
+                    "reason": p.get("reason"), "note": p.get("note"),
+                    "start_s": p.get("start_s") if action == "trim" else None,
+                    "end_s": p.get("end_s") if action == "trim" else None}
+    return Replayed(sources, violations, decisions)

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import __version__, evidence
+from . import __version__, anchor, evidence
 from .config import Config
 from .detect import Detector, YoloDetector
 from .judge import judge
@@ -129,6 +129,7 @@ def run(
                                   "rejected": len(summary.rejected), "violations": summary.violations,
                                   "timings": {k: round(v, 3) for k, v in summary.timings.items()},
                                   "counts": summary.counts})
+        anchor.witness_quietly(ws, store, "run")  # the signed head, outside the database
         return summary
     finally:
         store.close()

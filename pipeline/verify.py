@@ -1,7 +1,9 @@
 """Verification, history and backup of the evidence: what a disputed clip is defended with.
 
-``verify`` recomputes every artifact hash and the whole custody chain (and, deep, every original),
-and lists each problem precisely: which file or entry, what was expected, what was found.
+``verify`` recomputes every artifact hash (against the hash the custody log recorded) and the whole
+custody chain (and, deep, every original), replays the log and compares the state tables with it, and
+checks the log against the signed heads witnessed outside the database. It lists each problem
+precisely: which file, row, field or entry, what was expected, what was found.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, custody
+from . import __version__, anchor, custody, keys
 from .hashing import sha256_file
 from .store import Store
 from .workspace import Workspace
@@ -29,11 +32,37 @@ class Problem:
 
 
 def verify(ws: Workspace, store: Store, deep: bool = False) -> tuple[list[Problem], dict[str, int]]:
+    """Every problem ``verify_all`` finds with the workspace's own key and witness (notes dropped)."""
+    r = verify_all(ws, store, deep)
+    return r.problems, r.counts
+
+
+@dataclass
+class Report:
+    problems: list[Problem]
+    counts: dict[str, int]
+    notes: list[str]
+
+
+def verify_all(ws: Workspace, store: Store, deep: bool = False, trusted: keys.PublicKey | None = None,
+               key_path: Path | None = None, extra_heads: Sequence[Path] = (), fingerprint: str | None = None) -> Report:
+    """Files against the hashes the custody log recorded, the chain itself, the state tables against a
+    replay of the log, and the log against every witnessed head (the workspace's witness file and any
+    ``extra_heads``: a copy kept elsewhere, a pack's manifest.json).
+
+    ``trusted``: the office public key from outside the workspace (``--public-key``); without it heads are
+    checked against the workspace's own key, which an attacker with write access could have replaced.
+    ``fingerprint``: the office key's fingerprint from the paperwork; the key used must have it.
+    """
     problems: list[Problem] = []
-    counts = {"artifacts": 0, "custody_entries": 0, "originals": 0}
+    notes: list[str] = []
+    counts = {"artifacts": 0, "custody_entries": 0, "originals": 0, "state_rows": 0, "witnessed_heads": 0}
     ok = store.conn.execute("PRAGMA integrity_check").fetchone()[0]
     if ok != "ok":
         problems.append(Problem("database", f"integrity_check: {ok}"))
+    state = custody.replay(store.conn)
+    recorded = {path: (sha, v["seq"]) for v in state.violations.values()
+                for path, (_, sha) in v["artifacts"].items()}
     for a in store.query("SELECT id, violation_id, kind, path, sha256, size FROM artifacts ORDER BY id"):
         counts["artifacts"] += 1
         p = ws.abs(a["path"])
@@ -41,11 +70,42 @@ def verify(ws: Workspace, store: Store, deep: bool = False) -> tuple[list[Proble
         if not p.exists():
             problems.append(Problem(label, "file missing"))
             continue
+        expected, seq = recorded.get(a["path"], (a["sha256"], None))
         found = sha256_file(p)
-        if found != a["sha256"]:
-            problems.append(Problem(label, f"sha256 expected {a['sha256']}, found {found}"))
+        if found != expected:
+            where = f" (as custody entry {seq} recorded it)" if seq and expected != a["sha256"] else ""
+            problems.append(Problem(label, f"sha256 expected {expected}{where}, found {found}"))
     counts["custody_entries"] = store.query("SELECT count(*) n FROM custody")[0]["n"]
     problems += [Problem(f"custody entry {c.seq}", c.what) for c in custody.verify(store.conn)]
+    state_problems, counts["state_rows"] = check_state(store, state)
+    problems += state_problems
+    problems += _check_originals(ws, store, deep, counts)
+    key_file = keys.key_path(ws, key_path)
+    own = keys.load_public(key_file)
+    if fingerprint:
+        candidate = trusted or own
+        found = candidate.fingerprint if candidate else "no key"
+        if candidate is None or keys.normalise_fingerprint(found) != keys.normalise_fingerprint(fingerprint):
+            problems.append(Problem(f"signing key {key_file}", f"is {found}, which does not have the office "
+                                    f"key's fingerprint {fingerprint}"))
+        else:
+            trusted = candidate
+    if trusted and own and own.raw != trusted.raw:
+        problems.append(Problem(f"signing key {key_file}", f"is key {own.fingerprint}, not the office key "
+                                f"{trusted.fingerprint} given on the command line"))
+    if own and not trusted:
+        notes.append(f"heads checked against the workspace's own key {own.fingerprint} ({key_file}); give "
+                     "--public-key or --fingerprint from the office's paperwork to rule out a replaced key")
+    w = anchor.check(store, [(ws.witness, True), *((Path(p), False) for p in extra_heads)], trusted or own,
+                     key_required=bool(trusted or own))
+    problems += [Problem(where, what) for where, what in w.problems]
+    notes += w.notes
+    counts["witnessed_heads"] = w.heads
+    return Report(problems, counts, notes)
+
+
+def _check_originals(ws: Workspace, store: Store, deep: bool, counts: dict[str, int]) -> list[Problem]:
+    problems = []
     for s in store.query("SELECT id, sha256, path, size, mtime, original_copy FROM sources WHERE status = 'ready'"):
         counts["originals"] += 1
         copy = ws.abs(s["original_copy"]) if s["original_copy"] else None
@@ -63,7 +123,98 @@ def verify(ws: Workspace, store: Store, deep: bool = False) -> tuple[list[Proble
                 problems.append(Problem(label, f"sha256 expected {s['sha256']}, found {found} (changed)"))
         elif not copy and s["mtime"] is not None and abs(st.st_mtime - s["mtime"]) > 1e-3:
             problems.append(Problem(label, "modified since ingest (mtime changed); run `verify --deep` to re-hash"))
-    return problems, counts
+    return problems
+
+
+def _differs(a: object, b: object) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return abs(a - b) > 6e-4  # the log keeps times to 3 decimals and confidence to 4
+    return a != b
+
+
+def _fields(where: str, row: dict, expected: dict, fields: Sequence[str], seq: int) -> list[Problem]:
+    return [Problem(where, f"{f} is {row[f]!r} in the table, but the custody log (entry {seq}) says {expected[f]!r}")
+            for f in fields if _differs(row[f], expected[f])]
+
+
+def check_state(store: Store, state: custody.Replayed) -> tuple[list[Problem], int]:
+    """The state tables against the log's replay: every difference names the row, the field and the entry."""
+    problems: list[Problem] = []
+    n = 0
+    sources = {r["id"]: r for r in store.query(
+        "SELECT id, sha256, path, district, inspector, status, current_run_id FROM sources")}
+    for sid, r in sources.items():
+        n += 1
+        e = state.sources.get(sid)
+        if e is None:
+            if r["status"] == "ready":
+                problems.append(Problem(f"source {sid}", "no source_ingested entry in the custody log "
+                                        "(inserted behind the log)"))
+            continue
+        problems += _fields(f"source {sid}", r, e, ("sha256", "path", "status"), e.get("status_seq") or e["seq"])
+        if e["status"] == "ready" and "district" in e:
+            problems += _fields(f"source {sid}", r, e, ("district", "inspector"), e["seq"])
+        if e["current_run_id"] is not None:
+            problems += _fields(f"source {sid}", r, e, ("current_run_id",), e["current_seq"])
+    for sid, e in state.sources.items():
+        if sid not in sources and e.get("sha256"):
+            problems.append(Problem(f"source {sid}", f"recorded in custody entry {e['seq']} but missing from the "
+                                    "sources table (deleted)"))
+    sha_of = {sid: r["sha256"] for sid, r in sources.items()}
+    violations = {r["id"]: r for r in store.query(
+        "SELECT id, run_id, source_id, category, status, start_s, end_s, confidence FROM violations")}
+    for vid, r in violations.items():
+        n += 1
+        e = state.violations.get(vid)
+        if e is None:
+            problems.append(Problem(f"violation {vid}", "no violation_created entry in the custody log "
+                                    "(inserted behind the log)"))
+            continue
+        problems += _fields(f"violation {vid}", r, e, ("run_id", "confidence"), e["seq"])
+        if sha_of.get(r["source_id"]) != e["source_sha256"]:
+            problems.append(Problem(f"violation {vid}", f"source_id is {r['source_id']} (sha256 "
+                                    f"{str(sha_of.get(r['source_id']))[:12]}…), but the custody log (entry "
+                                    f"{e['seq']}) says source sha256 {str(e['source_sha256'])[:12]}…"))
+        problems += _fields(f"violation {vid}", r, e, ("status", "category", "start_s", "end_s"), e["state_seq"])
+    for vid, e in state.violations.items():
+        if vid not in violations:
+            problems.append(Problem(f"violation {vid}", f"created in custody entry {e['seq']} but missing from the "
+                                    "violations table (deleted)"))
+    for a in store.query("SELECT id, violation_id, kind, path, sha256 FROM artifacts ORDER BY id"):
+        n += 1
+        where = f"artifact {a['id']} ({a['kind']} {a['path']})"
+        e = state.violations.get(a["violation_id"])
+        if e is None or a["path"] not in e["artifacts"]:
+            problems.append(Problem(where, f"not recorded for violation {a['violation_id']} in the custody log "
+                                    "(inserted or re-pointed behind the log)"))
+            continue
+        kind, sha = e["artifacts"][a["path"]]
+        if (a["kind"], a["sha256"]) != (kind, sha):
+            problems.append(Problem(where, f"kind/sha256 are {a['kind']}/{a['sha256']} in the table, but the custody "
+                                    f"log (entry {e['seq']}) recorded {kind}/{sha}"))
+    present = {r["path"] for r in store.query("SELECT path FROM artifacts")}
+    for vid, e in state.violations.items():
+        for path, (kind, _) in e["artifacts"].items():
+            if path not in present:
+                problems.append(Problem(f"violation {vid}", f"{kind} {path} recorded in custody entry {e['seq']} is "
+                                        "missing from the artifacts table (deleted)"))
+    decisions = {r["id"]: r for r in store.query(
+        "SELECT id, violation_id, user, action, category, reason, note, start_s, end_s FROM decisions")}
+    fields = ("violation_id", "user", "action", "category", "reason", "note", "start_s", "end_s")
+    for did, r in decisions.items():
+        n += 1
+        e = state.decisions.get(did)
+        if e is None:
+            problems.append(Problem(f"decision {did}", f"{r['user']} {r['action']} on violation {r['violation_id']} "
+                                    "has no custody entry (inserted behind the log)"))
+            continue
+        problems += _fields(f"decision {did}", r, e, fields, e["seq"])
+    for did, e in state.decisions.items():
+        if did not in decisions:
+            problems.append(Problem(f"decision {did}", f"{e['user']} {e['action']} on violation {e['violation_id']}, "
+                                    f"recorded in custody entry {e['seq']}, is missing from the decisions table "
+                                    "(deleted)"))
+    return problems, n
 
 
 def violation_history(store: Store, violation_id: int) -> dict:

@@ -3,7 +3,9 @@
 It has to work on a meeting-room PC with no vaudit and no network, and survive being passed around:
 ``index.html`` is self-contained (relative links, inline CSS), every file's SHA-256 is in
 ``manifest.json`` together with the database ids it came from, each violation carries its custody
-excerpt, and ``verify_pack.py`` (standard library only) checks all of it. Evidence is copied, never
+excerpt, the manifest carries the signed custody head and is itself signed with the office key
+(``manifest.sig``, Ed25519), and ``verify_pack.py`` (standard library only) checks all of it against the
+office's public key. Evidence is copied, never
 moved or edited; an evidence file whose bytes no longer match the database is refused, not packed.
 The pack is built in a staging folder and appears under its final name only when complete.
 """
@@ -14,12 +16,13 @@ import html
 import json
 import os
 import shutil
+import sys
 import tempfile
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, anchor, keys
 from ..config import Config
 from ..evidence import UNKNOWN_DISTRICT
 from ..hashing import sha256_file
@@ -32,6 +35,7 @@ from .periods import Period
 from .redact import Redactor, load_redactor
 
 FORMAT = "vaudit-pack/1"
+MANIFEST_CONTEXT = b"vaudit-pack-manifest/1\n"  # what the signature covers: this, then manifest.json's bytes
 VERIFIER = Path(__file__).with_name("verify_pack.py")
 
 
@@ -101,11 +105,18 @@ def _check_target(out: Path) -> None:
 
 
 def pack(ws: Workspace, store: Store, cfg: Config, period: Period, out: Path, district: str | None = None,
-         blur_faces: bool = False, blur_plates: bool = False, actor: str = "system") -> Path:
-    """Build the pack for ``period`` at ``out`` (a folder, or a .zip file) and log an export_pack custody
-    event. The tables and charts rank every district; ``district`` limits the violation cards."""
+         blur_faces: bool = False, blur_plates: bool = False, actor: str = "system",
+         key_path: Path | None = None) -> Path:
+    """Build the pack for ``period`` at ``out`` (a folder, or a .zip file), log an export_pack custody
+    event and witness the new head. The tables and charts rank every district; ``district`` limits the
+    violation cards. With the office key (``key_path``, else the workspace's) the manifest and the head it
+    carries are signed; without one the pack is unsigned."""
     out = Path(out).absolute()
     _check_target(out)
+    try:
+        key = keys.load(keys.key_path(ws, key_path))
+    except keys.SigningKeyError as e:
+        raise PackError(str(e)) from None
     redactor = load_redactor(blur_faces, blur_plates)  # before any work: a blur we cannot do is an error
     items = pack_violations(store, period, district)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -113,14 +124,20 @@ def pack(ws: Workspace, store: Store, cfg: Config, period: Period, out: Path, di
     partial_zip = out.with_name(f".{out.name}.partial")
     try:
         files = _fill(stage, ws, store, cfg, period, items, district, redactor)
-        manifest = _manifest(store, stage, files, period, district, items, blur_faces, blur_plates, actor)
+        manifest = _manifest(store, stage, files, period, district, items, blur_faces, blur_plates, actor, key)
         _write_json(stage / "manifest.json", manifest)
+        if key:
+            _write_json(stage / "manifest.sig", sign_manifest(stage / "manifest.json", key))
         built = _zip(stage, partial_zip) if out.suffix.lower() == ".zip" else stage
         store.log_event("export_pack", "export", None, {
             "period": period.label, "district": district, "violations": [v["id"] for v in items],
             "files": len(files), "manifest_sha256": sha256_file(stage / "manifest.json"), "output": out.name,
             "blur_faces": blur_faces, "blur_plates": blur_plates}, actor)
         os.replace(built, out)  # logged first: a pack that exists has always been recorded
+        try:
+            anchor.append(ws.witness, anchor.signed_head(store, "export_pack", key))
+        except OSError as e:
+            print(f"warning: custody head not witnessed: {e}", file=sys.stderr)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         partial_zip.unlink(missing_ok=True)
@@ -149,12 +166,19 @@ def _fill(stage: Path, ws: Workspace, store: Store, cfg: Config, period: Period,
     return files + [{"path": rel, "role": "report"} for rel in reports]
 
 
+def sign_manifest(manifest: Path, key: keys.SigningKey) -> dict:
+    """``manifest.sig``: the office key's signature of the manifest's exact bytes, and the key that made it."""
+    return {"format": "vaudit-pack-signature/1", "key": key.public.fingerprint, "public_key": key.public.text,
+            "signature": keys.b64(key.sign(MANIFEST_CONTEXT + manifest.read_bytes()))}
+
+
 def _manifest(store: Store, stage: Path, files: list[dict], period: Period, district: str | None,
-              items: list[dict], blur_faces: bool, blur_plates: bool, actor: str) -> dict:
+              items: list[dict], blur_faces: bool, blur_plates: bool, actor: str,
+              key: keys.SigningKey | None = None) -> dict:
     for f in files:
         p = stage / f["path"]
         f["sha256"], f["size"] = sha256_file(p), p.stat().st_size
-    head = store.query("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1")[0]
+    head = anchor.signed_head(store, "export_pack", key)  # the log as it stood when the pack was made
     return {
         "format": FORMAT, "vaudit_version": __version__, "made_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "made_by": actor, "period": period.label, "period_start": period.start.isoformat(),
@@ -236,7 +260,7 @@ def render_index(cfg: Config, table: CountsTable, items: list[dict], files: list
 <h1>{html.escape(table.period_zh)} 城市管理问题曝光材料 · {html.escape(scope)}</h1>
 <div class="meta">统计周期 {table.start[:10]} 至 {table.end[:10]}（不含）· 时区 {html.escape(table.timezone)} ·
 已确认违规 {table.total} 起，上期 {table.previous_total} 起 · 生成于 {made}{note} ·
-用 <code>python3 verify_pack.py</code> 校验本材料</div>
+用 <code>python3 verify_pack.py --fingerprint "密钥指纹"</code> 校验本材料（指纹以会议书面材料为准）</div>
 <h2>各区域排名</h2>{_table_html(wide_rows(table))}
 <h2>图表</h2><div class="charts">{charts_html}</div>
 <h2>违规明细（{len(items)} 起{'，' + html.escape(district) if district else ''}）</h2>

@@ -38,6 +38,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import anchor
 from ..config import CATEGORY_IDS, Config
 from ..export import PackError, RedactionError
 from ..export.cells import csv_row
@@ -278,6 +279,8 @@ async def batch(request: Request) -> Response:
             done += 1
         except LookupError:
             continue
+    if done:
+        anchor.witness_quietly(review.ws, review.store, "review_batch")  # the signed head, outside the database
     code = "batch" if ids else "batch_empty"
     return RedirectResponse(f"/?{_join(qs, f'm={code}&n={done}')}", status_code=303)
 
@@ -380,6 +383,7 @@ async def decide(request: Request) -> Response:
         review.store.record_decision(d)
     except ValueError as e:
         return review.error(request, 400, str(e))
+    anchor.witness_quietly(review.ws, review.store, "review")  # a batch of one: the signed head, outside the DB
     if d.action not in ("confirm", "reject"):
         following = vid
     if following is None:
