@@ -20,7 +20,7 @@ from typing import Literal
 
 import yaml
 
-from .synth import CLASSES
+from .records import CLASSES
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 HOLDOUT_SHARE = 0.2  # of a set that ships no split of its own

@@ -14,6 +14,9 @@ from datetime import datetime, timedelta
 import numpy as np
 
 Box = tuple[float, float, float, float]
+# The detector's classes in model index order: the renderer draws them, training maps real sets onto
+# them, config maps the first three to violation categories; the rest are context.
+CLASSES = ["garbage", "illegal_parking", "stall", "vehicle", "bin", "person"]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pipeline.realdata import (
     source_name,
     write_yolo,
 )
-from pipeline.synth import CLASSES
+from pipeline.records import CLASSES
 
 DATA = SHARED / "data"
 

@@ -5,8 +5,8 @@ from the sidewalk or a slow vehicle, with garbage piles, illegal parking and str
 hard negatives. Every label comes from the geometry that drew the pixels.
 """
 
+from ..records import CLASSES
 from .dataset import render_dataset
-from .scene import CLASSES
 from .video import render_video
 
 __all__ = ["CLASSES", "render_dataset", "render_video"]

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..records import CLASSES
 from .effects import Sensor, jpeg, motion_blur, overlay
 from .realbags import RealBags
 from .render import camera_at, render_frame
-from .scene import CLASSES, Scene, Thing, build_scene
+from .scene import Scene, Thing, build_scene
 from .video import local_start
 
 IMAGES_PER_STREET = 12

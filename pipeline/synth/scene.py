@@ -19,7 +19,6 @@ from .realbags import RealBags
 from .sprites import PPM
 from .textures import FACADE_PPM, GROUND_PPM, KerbSegment, Look, draw_building, draw_ground, random_look
 
-CLASSES = ["garbage", "illegal_parking", "stall", "vehicle", "bin", "person"]
 CATEGORY = {"garbage": "garbage", "illegal_parking": "parking", "stall": "stall"}
 NEAR = 0.3  # metres; geometry closer to the camera than this is clipped
 CORRIDOR = 0.9  # metres either side of the camera's path kept free of objects
