@@ -444,3 +444,42 @@ def test_stdlib_ed25519_agrees_with_cryptography(tmp_path):
     sig = bytes.fromhex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e3970"
                         "1cf9b46bd25bf5f0595bbe24655141438e7a100b")
     assert vp.ed25519_verify(pub, b"", sig) and not vp.ed25519_verify(pub, b"\x00", sig)
+
+
+# -- the review app witnesses its decisions ----------------------------------------------------------
+
+
+def test_review_decisions_and_batches_are_witnessed_signed(ws):
+    import re
+    import warnings
+
+    from pipeline.review import commands
+    from pipeline.review.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*httpx2", category=UserWarning)
+        from starlette.testclient import TestClient
+
+    commands.user_add(ws, "ana", "analyst", "correct-horse-9")
+    client = TestClient(create_app(ws, config_mod.load()))
+
+    def csrf(html: str) -> str:
+        return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+    r = client.post("/login", data={"name": "ana", "password": "correct-horse-9",
+                                    "csrf_token": csrf(client.get("/login").text), "next": "/"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    token = csrf(client.get("/").text)
+    before = len(ws.witness.read_text().splitlines())
+    assert client.post("/v/2/decide", data={"csrf_token": token, "action": "note", "note": "复核"},
+                       follow_redirects=False).status_code == 303
+    assert client.post("/batch", data={"csrf_token": token, "action": "confirm", "ids": ["1", "3"]},
+                       follow_redirects=False).status_code == 303
+    heads = [json.loads(x) for x in ws.witness.read_text().splitlines()[before:]]
+    assert [h["event"] for h in heads] == ["review", "review_batch"]
+    office = keys.load(ws.signing_key).public
+    assert all(office.verify(base64.b64decode(h["signature"]), anchor.head_message(h)) for h in heads)
+    with sqlite3.connect(ws.db_path) as c:
+        assert heads[-1]["seq"] == custody.head(c)[0]
+    assert vaudit(ws, "verify").returncode == 0
