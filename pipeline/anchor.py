@@ -112,9 +112,15 @@ def read_heads(path: Path) -> list[tuple[str, dict | None]]:
     return out
 
 
-def check(store: Store, sources: list[tuple[Path, bool]], trusted: keys.PublicKey | None,
-          key_required: bool) -> WitnessReport:
-    """Check the log against every head in ``sources`` ((path, is the workspace's own witness file)).
+def load(sources: list[tuple[Path, bool]]) -> list[tuple[Path, bool, list[tuple[str, dict | None]] | None]]:
+    """Read every head of ``sources`` ((path, is the workspace's own witness file)); None for a missing file.
+    Read these *before* the database: a head read first was written after its entries were committed."""
+    return [(path, own, read_heads(path) if path.exists() else None) for path, own in sources]
+
+
+def check(store: Store, sources: list[tuple[Path, bool, list[tuple[str, dict | None]] | None]],
+          trusted: keys.PublicKey | None, key_required: bool) -> WitnessReport:
+    """Check the log against every head ``load`` read.
 
     ``key_required``: the office has a signing key, so an unsigned latest head, or no witness at all, is
     itself a problem (an attacker who rewrites the log could otherwise write an unsigned witness to match).
@@ -124,8 +130,8 @@ def check(store: Store, sources: list[tuple[Path, bool]], trusted: keys.PublicKe
     db_seq, _ = custody.head(store.conn)
     hashes = dict(store.conn.execute("SELECT seq, hash FROM custody"))
     heads: list[tuple[str, dict]] = []
-    for path, own in sources:
-        if not path.exists():
+    for path, own, recs in sources:
+        if recs is None:
             if own and db_seq > 1:
                 if key_required:
                     problems.append((str(path.name), ("missing: the office has a signing key, so every run, "
@@ -137,7 +143,6 @@ def check(store: Store, sources: list[tuple[Path, bool]], trusted: keys.PublicKe
                 problems.append((str(path), "not found"))
             continue
         seen_signed = False
-        recs = read_heads(path)
         for label, rec in recs:
             if rec is None or not isinstance(rec.get("seq"), int) or not isinstance(rec.get("hash"), str):
                 problems.append((label, "not a custody head record"))

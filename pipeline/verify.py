@@ -54,6 +54,16 @@ def verify_all(ws: Workspace, store: Store, deep: bool = False, trusted: keys.Pu
     checked against the workspace's own key, which an attacker with write access could have replaced.
     ``fingerprint``: the office key's fingerprint from the paperwork; the key used must have it.
     """
+    heads = anchor.load([(ws.witness, True), *((Path(p), False) for p in extra_heads)])
+    store.conn.execute("BEGIN")  # one snapshot for every read below, while runs and reviews go on writing
+    try:
+        return _verify_snapshot(ws, store, deep, trusted, key_path, fingerprint, heads)
+    finally:
+        store.conn.execute("COMMIT")
+
+
+def _verify_snapshot(ws: Workspace, store: Store, deep: bool, trusted: keys.PublicKey | None,
+                     key_path: Path | None, fingerprint: str | None, heads: list) -> Report:
     problems: list[Problem] = []
     notes: list[str] = []
     counts = {"artifacts": 0, "custody_entries": 0, "originals": 0, "state_rows": 0, "witnessed_heads": 0}
@@ -96,8 +106,7 @@ def verify_all(ws: Workspace, store: Store, deep: bool = False, trusted: keys.Pu
     if own and not trusted:
         notes.append(f"heads checked against the workspace's own key {own.fingerprint} ({key_file}); give "
                      "--public-key or --fingerprint from the office's paperwork to rule out a replaced key")
-    w = anchor.check(store, [(ws.witness, True), *((Path(p), False) for p in extra_heads)], trusted or own,
-                     key_required=bool(trusted or own))
+    w = anchor.check(store, heads, trusted or own, key_required=bool(trusted or own))
     problems += [Problem(where, what) for where, what in w.problems]
     notes += w.notes
     counts["witnessed_heads"] = w.heads
