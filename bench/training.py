@@ -4,7 +4,7 @@
     python bench/training.py --images 640 --imgsz 640
 
 Ultralytics trains on a CPU with ``cpu_count - 1`` torch threads, so on a 2-core machine one core idles;
-`vaudit train` uses every core (pipeline/train.py: prepare_ultralytics). Both variants train the same
+`vaudit train` uses every core (pipeline/backends/ultralytics_backend.py: prepare). Both variants train the same
 architecture from its YAML on the same rendered dataset, each in its own process, and the script
 prints seconds per epoch and the ratio.
 """
@@ -29,9 +29,9 @@ def child(variant: str, data: str, imgsz: int, batch: int, out: str) -> None:
     from ultralytics import YOLO, utils
     from ultralytics.utils import torch_utils
 
-    from pipeline.train import prepare_ultralytics
+    from pipeline.backends.ultralytics_backend import prepare
 
-    prepare_ultralytics()  # offline either way
+    prepare()  # offline either way
     if variant == "ultralytics":
         torch_utils.NUM_THREADS = utils.NUM_THREADS  # Ultralytics' own choice: cpu_count - 1
     model = YOLO("yolov8n.yaml", task="detect")

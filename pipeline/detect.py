@@ -1,34 +1,28 @@
-"""Detection: the Detector protocol and its Ultralytics YOLO backend.
-
-Only this module imports Ultralytics, so another backend (a service, another framework) replaces one
-class. Boxes are returned in the source's full upright resolution, whatever size the sampler
+"""Detection: the Detector protocol and the YOLO detector the config describes (backend, ensemble,
+precision, thresholds); the backends themselves live in pipeline/backends/. Boxes are returned in the source's full upright resolution, whatever size the sampler
 decoded at, because evidence keyframes and review overlays are drawn at full resolution.
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-import cv2
 import numpy as np
 
+from .backends import ModelError
+from .backends import ultralytics_backend as ultra
+from .backends.onnx_backend import OnnxYolo
 from .config import Config
-from .geometry import iou
+from .fusion import fuse
 from .hashing import sha256_file
 from .records import Detection, Frame
 
+__all__ = ["Detector", "ModelError", "YoloDetector"]
+
 ENSEMBLE_FLOOR = 0.05  # lowest confidence an ensemble member reports (fusion and thresholds come after)
-FUSE_IOU = 0.55  # boxes of one class from different models overlapping this much are one object
-
-
-class ModelError(Exception):
-    """The model file is missing or unusable (a user-facing reason)."""
 
 
 class Detector(Protocol):
@@ -93,9 +87,9 @@ class YoloDetector:
         """(class names, infer function) of one weights file on the configured backend."""
         if self.backend == "onnx":
             # with the export of these exact weights cached, PyTorch is never imported (~1 s, ~500 MB)
-            onnx_path = export_path(sha256, "onnx", self.imgsz)
+            onnx_path = ultra.export_path(sha256, "onnx", self.imgsz)
             if not onnx_path.exists():
-                onnx_path = exported(self.load_yolo(path), sha256, "onnx", self.imgsz)
+                onnx_path = ultra.exported(ultra.load_yolo(path), sha256, "onnx", self.imgsz)
             if self.precision == "int8":
                 from .quantize import quantized
 
@@ -106,34 +100,11 @@ class YoloDetector:
             session = OnnxYolo(onnx_path, self.imgsz, self.member_floor, cfg.model.threads)
             self.onnx_paths.append(onnx_path)
             return session.names, session.infer
-        yolo = self.load_yolo(path)
+        yolo = ultra.load_yolo(path)
         names = dict(yolo.names)
         if self.backend == "openvino":
-            yolo = self.load_yolo(exported(yolo, sha256, "openvino", self.imgsz))
-        return names, lambda images: self._ultralytics_infer(yolo, images)
-
-    @staticmethod
-    def load_yolo(path: Path):
-        try:
-            from ultralytics import YOLO
-        except ImportError as e:  # pragma: no cover - install problem
-            raise ModelError(f"ultralytics is not installed: {e}") from None
-        try:
-            return YOLO(str(path), task="detect")
-        except Exception as e:  # noqa: BLE001 - any load failure is the model file's fault here
-            raise ModelError(f"cannot load model {path}: {e}") from None
-
-    def _ultralytics_infer(self, yolo, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        results = yolo.predict(images, imgsz=self.imgsz, conf=self.member_floor, verbose=False, device="cpu",
-                               batch=self.batch)
-        out = []
-        for res in results:
-            b = res.boxes
-            if b is None or len(b) == 0:
-                out.append((np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)))
-            else:
-                out.append((b.xyxy.cpu().numpy(), b.conf.cpu().numpy(), b.cls.cpu().numpy().astype(int)))
-        return out
+            yolo = ultra.load_yolo(ultra.exported(yolo, sha256, "openvino", self.imgsz))
+        return names, lambda images: ultra.predict(yolo, images, self.imgsz, self.member_floor, self.batch)
 
     def detect(self, frames: Sequence[Frame], full_size: tuple[int, int]) -> list[Detection]:
         if not frames:
@@ -168,138 +139,3 @@ class YoloDetector:
         return out
 
 
-def fuse(per_model: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], min_iou: float = FUSE_IOU
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted boxes fusion of several models' boxes on one image: (xyxy, confidence, class) each.
-
-    Boxes of a class that overlap (IoU >= ``min_iou``, at most one per model) are one object: its box is
-    their confidence-weighted mean and its confidence their sum over the number of models, so a box
-    only one of two models reports keeps half its confidence. Agreement is what an ensemble adds;
-    NMS over the union would keep every model's false alarms at full strength.
-    """
-    n = len(per_model)
-    boxes = sorted(((float(c), int(k), m, b) for m, (xyxy, conf, cls) in enumerate(per_model)
-                    for b, c, k in zip(xyxy, conf, cls, strict=True)), key=lambda x: -x[0])
-    groups: list[dict] = []
-    for c, k, m, b in boxes:
-        g = next((g for g in groups if g["cls"] == k and m not in g["models"] and iou(g["box"], b) >= min_iou), None)
-        if g is None:
-            groups.append({"cls": k, "models": {m}, "weights": [c], "members": [b], "box": b})
-            continue
-        g["models"].add(m)
-        g["weights"].append(c)
-        g["members"].append(b)
-        g["box"] = np.average(np.stack(g["members"]), axis=0, weights=g["weights"])
-    if not groups:
-        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)
-    return (np.stack([g["box"] for g in groups]), np.array([sum(g["weights"]) / n for g in groups]),
-            np.array([g["cls"] for g in groups], int))
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("VAUDIT_CACHE", Path.home() / ".cache" / "vaudit"))
-
-
-def export_path(sha256: str, fmt: str, imgsz: int) -> Path:
-    return cache_dir() / f"{sha256[:16]}-{imgsz}{'.onnx' if fmt == 'onnx' else '_openvino_model'}"
-
-
-def exported(yolo, sha256: str, fmt: str, imgsz: int) -> Path:
-    """The ONNX/OpenVINO export of these weights, made once (a few seconds) and cached by their hash.
-
-    Each process exports in a folder of its own and renames the result into place, so concurrent
-    workers starting together never see a half-written export.
-    """
-    target = export_path(sha256, fmt, imgsz)
-    if target.exists():
-        return target
-    work = cache_dir() / f"tmp-{os.getpid()}"
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        pt = work / "model.pt"
-        yolo.save(str(pt))
-        from ultralytics import YOLO
-
-        try:
-            made = Path(YOLO(str(pt), task="detect").export(format=fmt, imgsz=imgsz, dynamic=True, simplify=True,
-                                                             verbose=False))
-        except Exception as e:  # noqa: BLE001 - missing exporter packages are a setup problem
-            raise ModelError(f"cannot export the model to {fmt} (is the '{fmt}' package installed?): {e}") from None
-        if not target.exists():
-            os.replace(made, target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
-
-
-class OnnxYolo:
-    """A YOLOv8-style detection head run directly by ONNX Runtime.
-
-    Direct rather than through Ultralytics so the session can be told how to share the CPU: one
-    thread pool, no spin-waiting (spinning threads steal the core the decoder thread needs).
-    """
-
-    def __init__(self, path: Path, imgsz: int, floor: float, threads: int = 0, iou: float = 0.7):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0].name
-        # Ultralytics writes the class names into the export's metadata as a Python dict literal
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.names = {int(k): str(v) for k, v in ast.literal_eval(meta.get("names", "{}")).items()}
-        self.imgsz = imgsz
-        self.iou = iou
-        self.floor = floor
-
-    def _letterbox(self, img: np.ndarray) -> tuple[np.ndarray, float, tuple[int, int]]:
-        h, w = img.shape[:2]
-        r = self.imgsz / max(h, w)
-        nw, nh = round(w * r), round(h * r)
-        pw, ph = -(-nw // 32) * 32, -(-nh // 32) * 32  # rectangular, stride-aligned (as Ultralytics predicts)
-        canvas = np.full((ph, pw, 3), 114, np.uint8)
-        top, left = (ph - nh) // 2, (pw - nw) // 2
-        canvas[top:top + nh, left:left + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        return canvas, r, (left, top)
-
-    @staticmethod
-    def tensor(canvases: list[np.ndarray]) -> np.ndarray:
-        """Letterboxed BGR images -> the network's input: RGB, NCHW, float32 in [0, 1]."""
-        return np.ascontiguousarray(np.stack(canvases)[..., ::-1].transpose(0, 3, 1, 2), np.float32) / 255.0
-
-    def input_for(self, image: np.ndarray) -> np.ndarray:
-        """One image as the network sees it (a batch of one)."""
-        return self.tensor([self._letterbox(image)[0]])
-
-    def infer(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        boxed = [self._letterbox(im) for im in images]
-        if len({b[0].shape for b in boxed}) == 1:
-            preds = self._run([b[0] for b in boxed])
-        else:  # mixed frame sizes cannot share a batch
-            preds = np.concatenate([self._run([b[0]]) for b in boxed])
-        return [self._decode(p, r, pad) for p, (_, r, pad) in zip(preds, boxed, strict=True)]
-
-    def _run(self, canvases: list[np.ndarray]) -> np.ndarray:
-        return self.session.run(None, {self.input: self.tensor(canvases)})[0]
-
-    def _decode(self, pred: np.ndarray, r: float, pad: tuple[int, int]):
-        pred = pred.T  # (anchors, 4 + classes)
-        scores = pred[:, 4:]
-        cls = scores.argmax(1)
-        conf = scores[np.arange(len(cls)), cls]
-        keep = conf >= self.floor
-        if not keep.any():
-            return np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)
-        b, conf, cls = pred[keep, :4], conf[keep], cls[keep]
-        xywh = np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 2], b[:, 3]], 1)
-        idx = cv2.dnn.NMSBoxesBatched(xywh.tolist(), conf.tolist(), cls.tolist(), self.floor, self.iou)
-        idx = np.array(idx, int).reshape(-1)
-        xywh, conf, cls = xywh[idx], conf[idx], cls[idx]
-        x1 = (xywh[:, 0] - pad[0]) / r
-        y1 = (xywh[:, 1] - pad[1]) / r
-        xyxy = np.stack([x1, y1, x1 + xywh[:, 2] / r, y1 + xywh[:, 3] / r], 1)
-        return xyxy, conf, cls

@@ -63,9 +63,9 @@ def mistakes(weights: Path, images: Sequence[Path], thresholds: dict[int, float]
     """Run ``weights`` over ``images`` (labels beside them, YOLO layout) and count each frame's mistakes."""
     from ultralytics import YOLO
 
-    from .train import prepare_ultralytics
+    from .backends.ultralytics_backend import prepare
 
-    prepare_ultralytics()
+    prepare()
     model = YOLO(str(weights))
     out = []
     low = min(thresholds.values())

@@ -53,7 +53,7 @@ def quantized(onnx_path: Path, imgsz: int) -> Path:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from .detect import OnnxYolo
+    from .backends.onnx_backend import OnnxYolo
 
     work = Path(tempfile.mkdtemp(prefix="vaudit-int8-", dir=onnx_path.parent))
     try:

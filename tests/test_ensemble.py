@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from pipeline import config as config_mod
-from pipeline.detect import ModelError, YoloDetector, fuse
+from pipeline.detect import ModelError, YoloDetector
+from pipeline.fusion import fuse
 
 
 def out(*boxes):

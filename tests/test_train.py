@@ -10,11 +10,11 @@ def test_ultralytics_trains_on_every_cpu_core():
     import torch
     from ultralytics.utils.torch_utils import select_device
 
-    from pipeline.train import prepare_ultralytics
+    from pipeline.backends.ultralytics_backend import prepare
 
     before = torch.get_num_threads()
     try:
-        prepare_ultralytics()
+        prepare()
         assert select_device("cpu", verbose=False).type == "cpu"
         assert torch.get_num_threads() == os.cpu_count()
         assert os.environ["YOLO_OFFLINE"] == "true"
