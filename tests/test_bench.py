@@ -18,7 +18,9 @@ def test_benchmark_runs_on_a_few_seconds(tmp_path, model_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "min/footage h" in r.stdout and "faster than the baseline" in r.stdout
     res = json.loads(out.read_text())
-    assert set(res["runs"]) == {"vaudit", "baseline", "decode-only"}
+    assert set(res["runs"]) == {"vaudit", "vaudit CLI", "baseline", "decode-only"}
+    # the CLI path is the same pipeline: the same violations as in one process
+    assert res["runs"]["vaudit CLI"]["recall"] == res["runs"]["vaudit"]["recall"]
     assert res["runs"]["decode-only"]["frames"] == 100
     assert all(v > 0 for v in res["per_hour_min"].values())
 
@@ -28,7 +30,11 @@ def test_event_benchmark_scores_fresh_footage_and_caches_detections(tmp_path, mo
            "--cache", str(tmp_path)]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "1 videos, model vaudit-det-ft.pt+vaudit-det-hard.pt" in r.stdout and "recall" in r.stdout and "precision" in r.stdout
+    from pipeline.config import load
+
+    model = load().model
+    names = "+".join(model.resolved_path(p).name for p in model.all_paths())
+    assert f"1 videos, model {names}" in r.stdout and "recall" in r.stdout and "precision" in r.stdout
     assert (tmp_path / "footage" / "s9101-6.json").exists()
     assert len(list((tmp_path / "obs").glob("s9101-6-*.pkl"))) == 1
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
