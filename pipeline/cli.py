@@ -18,6 +18,7 @@ from rich.table import Table
 
 from . import config as config_mod
 from .config import PROJECT_ROOT, Config, ConfigError
+from .vocab import Status
 from .workspace import Workspace
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -202,7 +203,7 @@ def violations(
     """List violations (of each source's latest run)."""
     with _friendly():
         cfg = _config(config)
-        if status and status not in ("pending", "confirmed", "rejected"):
+        if status and status not in tuple(Status):
             raise ConfigError(f"--status must be pending, confirmed or rejected, not {status!r}")
         if category and category not in config_mod.CATEGORY_IDS:
             raise ConfigError(f"--category must be one of {', '.join(config_mod.CATEGORY_IDS)}, not {category!r}")

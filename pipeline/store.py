@@ -25,6 +25,7 @@ import sqlite_utils
 
 from . import custody
 from .records import Artifact, Decision, Detection, Frame, Probe, Source, Violation
+from .vocab import Action, RejectReason
 
 SCHEMA_VERSION = 1
 
@@ -141,8 +142,8 @@ CREATE TABLE users (
 MIGRATIONS: dict[int, str] = {1: SCHEMA_V1 + custody.SCHEMA}
 
 LEASE_S = 600.0
-DECISION_ACTIONS = ("confirm", "reject", "relabel", "trim", "note")
-REJECT_REASONS = ("false_detection", "duplicate", "not_a_violation", "unclear_footage")
+DECISION_ACTIONS = tuple(Action)
+REJECT_REASONS = tuple(RejectReason)
 
 
 class StoreError(Exception):

@@ -15,14 +15,16 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .. import vocab
 from ..config import Config
 from ..evidence import UNKNOWN_DISTRICT
 from ..store import Store
+from ..vocab import Status
 from .cells import csv_row, inert_xlsx_cells
 from .periods import Period
 
 DIMENSIONS = ("district", "category")
-STATUSES = ("confirmed", "pending", "rejected", "all")
+STATUSES = (*Status, "all")  # "all": every status
 DIMENSION_ZH = {"district": "区域", "category": "类别"}
 # a period filter on ISO strings must allow for any UTC offset (at most 14 h) before exact comparison
 _PAD = timedelta(days=1)
@@ -177,7 +179,7 @@ def counts(store: Store, cfg: Config, period: Period, by: tuple[str, ...] = ("di
     )
 
 
-STATUS_ZH = {"confirmed": "已确认", "pending": "待审核", "rejected": "已驳回", "all": "全部"}
+STATUS_ZH = {**vocab.STATUS_ZH, "all": "全部"}
 FORMATS = ("csv", "xlsx", "json")
 
 

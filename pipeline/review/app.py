@@ -44,6 +44,7 @@ from ..export import PackError, RedactionError
 from ..export.cells import csv_row
 from ..records import Decision
 from ..store import REJECT_REASONS, SessionStore, Store
+from ..vocab import ACTION_ZH, REASON_ZH, STATUS_ZH
 from ..workspace import Workspace
 from . import exports, queries
 from .auth import (
@@ -62,10 +63,6 @@ from .exports import Download, ExportForm
 from .queries import Filters
 
 HERE = Path(__file__).resolve().parent
-STATUS_ZH = {"pending": "待审", "confirmed": "已确认", "rejected": "已驳回"}
-REASON_ZH = {"false_detection": "误检", "duplicate": "重复", "not_a_violation": "非违规",
-             "unclear_footage": "画面不清"}
-ACTION_ZH = {"confirm": "确认", "reject": "驳回", "relabel": "改类", "trim": "裁剪", "note": "备注"}
 ROLE_ZH = {"analyst": "审核员", "assessor": "考核员", "admin": "管理员"}
 # fixed messages a redirect may name by code; nothing a user typed is ever echoed this way
 MESSAGES = {

@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 
 from ..config import Config
 from ..store import Store
+from ..vocab import Status
 
-STATUSES = ("pending", "confirmed", "rejected")
+STATUSES = tuple(Status)
 PER_PAGE = 50
 # sort key -> ORDER BY text; v.id last so equal keys page deterministically
 SORTS = {

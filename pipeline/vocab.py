@@ -1,0 +1,34 @@
+"""The words every stage shares: violation statuses, review actions and reject reasons, each with its
+one Chinese name. Values are the strings stored in the database and shown in JSON."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class Action(StrEnum):
+    CONFIRM = "confirm"
+    REJECT = "reject"
+    RELABEL = "relabel"
+    TRIM = "trim"
+    NOTE = "note"
+
+
+class RejectReason(StrEnum):
+    FALSE_DETECTION = "false_detection"
+    DUPLICATE = "duplicate"
+    NOT_A_VIOLATION = "not_a_violation"
+    UNCLEAR_FOOTAGE = "unclear_footage"
+
+
+STATUS_ZH = {Status.PENDING: "待审", Status.CONFIRMED: "已确认", Status.REJECTED: "已驳回"}
+ACTION_ZH = {Action.CONFIRM: "确认", Action.REJECT: "驳回", Action.RELABEL: "改类", Action.TRIM: "裁剪",
+             Action.NOTE: "备注"}
+REASON_ZH = {RejectReason.FALSE_DETECTION: "误检", RejectReason.DUPLICATE: "重复",
+             RejectReason.NOT_A_VIOLATION: "非违规", RejectReason.UNCLEAR_FOOTAGE: "画面不清"}
