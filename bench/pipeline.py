@@ -135,10 +135,10 @@ def run_baseline(video: str, cfg_path: str | None, model: str | None, q: mp.Queu
     from pipeline import config as config_mod
     from pipeline import evidence
     from pipeline.detect import YoloDetector
+    from pipeline.events import EventBuilder
     from pipeline.ingest import probe
-    from pipeline.judge import judge
     from pipeline.records import Frame, Source
-    from pipeline.track import MotionEstimator, Tracker
+    from pipeline.track import MotionEstimator
 
     cfg = config_mod.load(cfg_path)
     # the main weights alone, as Ultralytics would run them (an ensemble's members are vaudit's own work)
@@ -152,7 +152,7 @@ def run_baseline(video: str, cfg_path: str | None, model: str | None, q: mp.Queu
     pr = probe(Path(video))
     stride = max(1, round(pr.fps / cfg.sampling.rate))
     full = (pr.width, pr.height)
-    motion, tracker = MotionEstimator(), Tracker.for_config(cfg)
+    motion, events = MotionEstimator(), EventBuilder(cfg)
     timings = {"decode+detect": 0.0, "track": 0.0, "events": 0.0, "clips": 0.0}
     with tempfile.TemporaryDirectory() as d, PeakRss() as rss:
         t0 = time.perf_counter()
@@ -166,11 +166,11 @@ def run_baseline(video: str, cfg_path: str | None, model: str | None, q: mp.Queu
                                       b.cls.cpu().numpy().astype(int), full)
             timings["decode+detect"] += time.perf_counter() - t
             t = time.perf_counter()
-            tracker.update(frame.t_s, found, motion.update(frame, full))
+            events.add(frame.t_s, found, motion.update(frame, full))
             timings["track"] += time.perf_counter() - t
             t = time.perf_counter()
         t = time.perf_counter()
-        violations, _ = judge(tracker.finish(), cfg)
+        _, violations, _ = events.finish()
         timings["events"] = time.perf_counter() - t
         t = time.perf_counter()
         src = Source(0, "", video, 0, pr, None, None, None, "unknown")

@@ -25,11 +25,11 @@ import numpy as np
 from . import __version__, anchor, evidence
 from .config import Config
 from .detect import Detector, YoloDetector
-from .judge import judge
+from .events import EventBuilder
 from .records import Detection, Frame, Violation
 from .sample import DecodeError, Sampler
 from .store import Job, LeaseLost, Store, worker_id
-from .track import MotionEstimator, Tracker
+from .track import MotionEstimator
 from .workspace import Workspace
 
 _QUEUE_FRAMES = 16
@@ -174,7 +174,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
     th = threading.Thread(target=_decode_thread, args=(sampler, MotionEstimator(), full, q, stop, timings),
                           daemon=True)
     th.start()
-    tracker = Tracker.for_config(cfg)
+    events = EventBuilder(cfg)
     frames: list[Frame] = []  # images dropped once used: only t_s/index are kept
     dets: list[Detection] = []
     det_track: dict[int, int] = {}
@@ -195,8 +195,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
         for d in found:
             by_frame.setdefault(d.frame_index, []).append(d)
         for f, to_ref in batch:
-            fd = by_frame.get(f.index, [])
-            assigned = tracker.update(f.t_s, fd, to_ref)
+            fd, assigned = events.add(f.t_s, by_frame.get(f.index, []), to_ref)
             base = len(dets)
             dets.extend(fd)
             for k, tid in assigned.items():
@@ -238,8 +237,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
         th.join(timeout=10)
 
     t = time.perf_counter()
-    tracks = tracker.finish()
-    violations, track_violation = judge(tracks, cfg)
+    _, violations, track_violation = events.finish()
     timings["events"] = time.perf_counter() - t
 
     t = time.perf_counter()

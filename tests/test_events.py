@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from pipeline import config as config_mod
+from pipeline.events import violations_from
 from pipeline.geometry import iou
-from pipeline.judge import judge
 from pipeline.records import Detection
-from pipeline.track import Tracker, warp_box
+from pipeline.track import warp_box
 
 CFG = config_mod.load()
 
@@ -24,10 +24,20 @@ def shift(dx: float, dy: float = 0.0, s: float = 1.0) -> np.ndarray:
 
 
 def run(frames: list[tuple[float, list[Detection], np.ndarray]], cfg=CFG):
-    tr = Tracker.for_config(cfg)
-    for t, ds, m in frames:
-        tr.update(t, ds, m)
-    return judge(tr.finish(), cfg)
+    _, violations, track_violation = violations_from(frames, cfg)
+    return violations, track_violation
+
+
+def test_detections_below_their_category_threshold_are_not_evidence():
+    """What bench/events.py relies on: a detector run at a lower floor gives what `vaudit run` gives."""
+    thr = CFG.categories["garbage"].confidence
+    box = (400, 300, 520, 400)
+    weak = [(t * 0.5, [det(t * 0.5, "garbage", box, conf=thr * 0.9)], shift(0)) for t in range(6)]
+    assert run(weak)[0] == []
+    mixed = [(t, ds + [det(t, "garbage", (10, 10, 50, 50), conf=thr * 0.5)], m) for t, ds, m in
+             [(t * 0.5, [det(t * 0.5, "garbage", box, conf=thr + 0.05)], shift(0)) for t in range(6)]]
+    strong_only = [(t, ds[:1], m) for t, ds, m in mixed]
+    assert run(mixed) == run(strong_only) and len(run(mixed)[0]) == 1
 
 
 def test_panning_camera_keeps_one_object_one_violation():
