@@ -159,7 +159,9 @@ class Config(_Strict):
         """A categories section overrides CATEGORY_DEFAULTS key by key; a category left out keeps them."""
         if isinstance(data, dict) and isinstance(data.get("categories"), dict):
             given = data["categories"]
-            merged = {k: {**v, **(given.get(k) or {})} for k, v in CATEGORY_DEFAULTS.items()}
+            # a category that is not a mapping is left as it is, for validation to name it
+            merged = {k: {**v, **given[k]} if isinstance(given.get(k), dict) else given.get(k, v)
+                      for k, v in CATEGORY_DEFAULTS.items()}
             merged.update({k: v for k, v in given.items() if k not in CATEGORY_DEFAULTS})
             data = {**data, "categories": merged}
         return data
