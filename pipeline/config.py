@@ -32,10 +32,10 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    path: str = Field("models/vaudit-det-ft.pt", description=(
+    path: str = Field("models/vaudit-det-real.pt", description=(
         "the detector's weights (models/ holds the shipped ones, each with its card); relative paths resolve "
         "against the project root, then the working folder"))
-    ensemble: list[str] = Field(default_factory=lambda: ["models/vaudit-det-hard.pt"], description=(
+    ensemble: list[str] = Field(default_factory=list, description=(
         "further weights with the same classes run on the same frames, boxes fused with the main model's "
         "(confidences averaged); each adds the detector's cost; [] runs the main model alone"))
     imgsz: int = Field(640, ge=64, le=2048, multiple_of=32, description=(
@@ -110,7 +110,7 @@ class CategoryConfig(_Strict):
 # What differs per category; every other key takes CategoryConfig's default. A config's categories
 # section overrides these key by key.
 CATEGORY_DEFAULTS: dict[str, dict] = {
-    "garbage": {"zh": "暴露垃圾", "en": "Exposed garbage", "confidence": 0.15},
+    "garbage": {"zh": "暴露垃圾", "en": "Exposed garbage", "confidence": 0.20},
     "parking": {"zh": "违规停车", "en": "Illegal parking", "confidence": 0.40, "max_residual_motion": 0.8,
                 "fold_nested": False},
     "stall": {"zh": "占道经营", "en": "Street stall", "confidence": 0.35},

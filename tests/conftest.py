@@ -14,7 +14,6 @@ from pipeline.workspace import Workspace
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SAMPLES = ROOT / "samples"
-MODEL = ROOT / "models" / "vaudit-det.pt"
 
 
 def ffmpeg(*args: str) -> None:
@@ -41,16 +40,16 @@ def ws(tmp_path) -> Workspace:
 @pytest.fixture(scope="session")
 def sample_files() -> list[Path]:
     files = sorted(SAMPLES.rglob("*.mp4"))
-    if not files:
-        pytest.skip("no samples shipped yet")
+    assert files, f"no sample footage under {SAMPLES}: the shipped samples are missing"
     return files
 
 
 @pytest.fixture(scope="session")
 def model_path() -> Path:
-    if not MODEL.exists():
-        pytest.skip("default model not trained yet")
-    return MODEL
+    """The default config's main model: a missing model fails the tests that need it, never skips them."""
+    path = config_mod.load().model.resolved_path()
+    assert path.exists(), f"the default model {path} is missing"
+    return path
 
 
 def copy_tree(src: Path, dst: Path) -> Path:

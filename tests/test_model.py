@@ -4,14 +4,14 @@ pipeline on fresh synthetic footage (seeds no other test or training run uses)."
 from __future__ import annotations
 
 import json
-import shutil
+import math
 from pathlib import Path
 
 import pytest
 from conftest import SHARED
 
 from pipeline import config as config_mod
-from pipeline.scoring import score_events
+from pipeline.scoring import EventScore, score_events
 
 pytestmark = pytest.mark.slow
 MARGIN = 0.10  # a smaller held-out set than the card's: allow this much sampling noise below its figure
@@ -49,52 +49,66 @@ def test_synthetic_holdout_meets_card_floor(tmp_path, member, card):
     assert res["all"]["mAP50"] >= floor, res
 
 
-def test_real_garbage_holdout_meets_card_floor(tmp_path, member, card):
-    real = SHARED / "data" / "woosong-trashbags"
-    if not real.exists():
-        pytest.skip("../shared/data/woosong-trashbags is absent")
-    from pipeline.train import evaluate, woosong_to_yolo
+def test_real_holdouts_meet_card_figures(member, card):
+    """Every real set's fixed holdout, measured as the card measured it (the default config's input size,
+    precision and thresholds): no class may fall below its card figure by more than twice the card's
+    standard error. A shipped model without real figures fails; without ../shared/data it cannot be measured."""
+    from pipeline.realdata import available
+    from pipeline.realeval import evaluate_real
 
-    shutil.copytree(real / "test", tmp_path / "w" / "valid")  # the 12-image test split: never trained on
-    data = woosong_to_yolo(tmp_path / "w", tmp_path / "det", splits=("valid",))
-    res = evaluate(member, data, card["imgsz"])
-    floor = card["metrics"]["woosong valid (real)"]["per_class"]["garbage"]["mAP50"] - 2 * MARGIN
-    assert res["per_class"]["garbage"]["mAP50"] >= floor, res
+    assert "real" in card, f"{member.name}: its card has no real-photo figures"
+    sets = available(SHARED / "data")
+    if not sets:
+        pytest.skip(f"no real set under {SHARED / 'data'}")
+    res = evaluate_real(config_mod.load(), sets, model=member, data=SHARED / "data")
+    for name, measured in card["real"]["sets"].items():
+        for cls, want in measured["per_class"].items():
+            got = res["sets"][name]["per_class"][cls]
+            assert got["AP50"] >= want["AP50"] - 2 * max(want["AP50_se"], 0.005), (name, cls, got, want)
+
+
+TEST_SEEDS = (7321, 7322, 7323, 7324)  # rendered for this test only: no threshold or model was chosen on them
 
 
 def test_fresh_synthetic_footage_event_recall_and_precision(tmp_path, model_path):
+    """The whole pipeline (ingest + run) on fresh rendered footage, against the main model card's event
+    figures: each may fall below its card figure by at most twice the binomial standard error of a
+    set this small (the card's figures come from 60 clips; here 4)."""
     from pipeline.ingest import ingest
     from pipeline.run import run
     from pipeline.store import Store
     from pipeline.synth import render_video
     from pipeline.workspace import Workspace
 
+    card = json.loads(model_path.with_suffix(".json").read_text(encoding="utf-8"))
+    want = card["event_figures"]
     cfg = config_mod.load()
     truths = {}
-    for seed in (7001, 7002, 7003):
+    for seed in TEST_SEEDS:
         gt = render_video(tmp_path / "in", f"s{seed}", seed=seed, duration=20, size=(960, 540), crf=27)
         truths[f"s{seed}.mp4"] = gt["violations"]
     ws = Workspace(tmp_path / "ws").create()
-    store = Store(ws.db_path)
-    ingest(store, cfg, [tmp_path / "in"])
+    ingest(Store(ws.db_path), cfg, [tmp_path / "in"])
     run(ws, cfg)
     rows = Store(ws.db_path).violations()
-    total = None
+    total = EventScore()
     for name, truth in truths.items():
-        s = score_events([r for r in rows if Path(r["source_path"]).name == name], truth)
-        total = s if total is None else total.add(s)
-    # measured with the default pipeline: recall 0.909 (10/11), precision 1.000 (10/10) (models/vaudit-det-ft.md);
-    # 0.923 / 0.915 on fresh seeds 7201-7320. The issue's 0.9 target: one more miss would fail it.
-    assert total.recall >= 0.9 and total.precision >= 0.9, total.report()
+        total = total.add(score_events([r for r in rows if Path(r["source_path"]).name == name], truth))
+
+    def floor(p: float, n: int) -> float:
+        return p - 2 * math.sqrt(p * (1 - p) / max(n, 1))
+
+    assert total.recall >= floor(want["recall"], total.truth), total.report()
+    assert total.precision >= floor(want["precision"], total.predicted), total.report()
 
 
 def test_int8_finds_what_fp32_finds(model_path, sample_files):
     """The quantised export agrees with the float one on real decoded sample frames: same objects, same
     classes, boxes in the same place, confidences close (what the event figures in the card rest on)."""
     from pipeline.detect import YoloDetector
+    from pipeline.geometry import iou
     from pipeline.ingest import probe
     from pipeline.sample import Sampler
-    from pipeline.track import iou
 
     cfg = config_mod.load()
 
@@ -119,5 +133,5 @@ def test_int8_finds_what_fp32_finds(model_path, sample_files):
                 matched += 1
                 gaps.append(abs(best.confidence - d.confidence))
     assert total >= 10, total
-    assert matched / total >= 0.9, (matched, total)  # measured 79 of 81, mean confidence gap 0.014
+    assert matched / total >= 0.9, (matched, total)
     assert sum(gaps) / len(gaps) <= 0.04, gaps

@@ -83,10 +83,10 @@ def test_partial_label_loss_ignores_unlabelled_classes(tmp_path):
     """A class the image's set does not label has no effect on the loss; a labelled one does."""
     from ultralytics.nn.tasks import DetectionModel
 
+    from pipeline.backends.ultralytics_backend import prepare
     from pipeline.partial import PartialLabelLoss
-    from pipeline.train import prepare_ultralytics
 
-    prepare_ultralytics()
+    prepare()
     model = DetectionModel("yolov8n.yaml", nc=len(CLASSES), verbose=False)
     model.args = type("H", (), {"box": 7.5, "cls": 0.5, "dfl": 1.5})()
     masked = tmp_path / "rubbish" / "images" / "train"

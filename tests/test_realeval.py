@@ -37,3 +37,37 @@ def test_bootstrap_se_is_zero_when_every_photo_is_alike_and_grows_when_they_diff
     assert bootstrap_se(same) == pytest.approx(0.0)
     mixed = [(np.array([0.9]), np.array([i % 2 == 0]), 1) for i in range(20)]
     assert 0.02 < bootstrap_se(mixed) < 0.3
+
+
+@pytest.mark.slow
+def test_evaluate_any_yolo_folder_from_the_cli(tmp_path, model_path):
+    """`vaudit evaluate --real DIR --classes ...` on a user's folder: per-class figures as JSON."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import cv2
+
+    from pipeline.synth import render_dataset
+
+    data = render_dataset(tmp_path / "ds", seed=5150, count=6, val_fraction=0.99)
+    root = data.parent
+    folder = tmp_path / "mine"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    for img in sorted((root / "images" / "val").glob("*.jpg")):
+        cv2.imwrite(str(folder / "images" / img.name), cv2.imread(str(img)))
+        (folder / "labels" / (img.stem + ".txt")).write_text((root / "labels" / "val" / (img.stem + ".txt")).read_text())
+    exe = Path(sys.executable).parent / "vaudit"
+    r = subprocess.run([str(exe), "evaluate", "--real", str(folder), "--classes", "0=garbage,1=illegal_parking,3=vehicle"],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)["sets"]["mine"]
+    assert res["photos"] == 6
+    assert set(res["per_class"]) == {"garbage", "illegal_parking", "vehicle"}
+    for figures in res["per_class"].values():
+        assert 0.0 <= figures["AP50"] <= 1.0 and figures["AP50_se"] >= 0.0
+    bad = subprocess.run([str(exe), "evaluate", "--real", str(folder), "--classes", "0=rubbish"],
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode != 0 and "class mapping" in bad.stderr

@@ -2,7 +2,8 @@
 
 Rendered bags alone teach the detector what our drawings look like; pasting real bags, cut out
 with their polygon masks, into the rendered streets gives it real texture and lighting too. Only
-the data set's train/ split is used, so its valid/ split stays unseen for evaluation.
+the data set's train/ split is used, less the photos that share a source photo with valid/ (woosong:
+31), so its valid/ split stays unseen for evaluation.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..realdata import source_name
 from .sprites import PPM, Canvas
 from .textures import Look
 
@@ -23,9 +25,10 @@ class RealBags:
 
     def __init__(self, root: Path) -> None:
         self.items: list[tuple[Path, np.ndarray]] = []
+        held_out = {source_name(p) for p in (root / "valid" / "images").glob("*")}
         for label in sorted((root / "train" / "labels").glob("*.txt")):
             image = _image_for(root / "train" / "images", label.stem)
-            if image is None:
+            if image is None or source_name(image) in held_out:
                 continue
             for line in label.read_text().splitlines():
                 vals = line.split()
