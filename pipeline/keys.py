@@ -72,18 +72,14 @@ class PublicKey:
 
     @classmethod
     def parse(cls, text: str) -> PublicKey:
-        """A public key as ``keys show`` prints it (base64 of 32 bytes, or 64 hex digits), or a file holding one."""
-        s = text.strip()
-        p = Path(s).expanduser()
-        if len(s) < 200 and p.is_file():
-            s = p.read_text(encoding="ascii", errors="replace").strip()
+        """A public key as ``keys show`` prints it (base64 of 32 bytes, or 64 hex digits), or a file holding one.
+        The pack's standalone checker reads keys the same way: one parser, kept there (it may import nothing)."""
+        from .export.verify_pack import parse_key
+
         try:
-            raw = bytes.fromhex(s) if len(s) == 64 else base64.b64decode(s, validate=True)
+            return cls(parse_key(text))
         except ValueError:
-            raw = b""
-        if len(raw) != 32:
-            raise SigningKeyError(f"not an Ed25519 public key (base64 of 32 bytes, or 64 hex digits): {text!r}")
-        return cls(raw)
+            raise SigningKeyError(f"not an Ed25519 public key (base64 of 32 bytes, or 64 hex digits): {text!r}") from None
 
 
 @dataclass(frozen=True)
