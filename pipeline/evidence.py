@@ -62,10 +62,21 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 @dataclass(frozen=True)
+class StagedFile:
+    """One evidence file in the staging folder: what becomes an Artifact once placed and hashed."""
+
+    kind: str  # "clip" | "proxy" | "keyframe"
+    path: Path
+    start_s: float | None
+    end_s: float | None
+    command: str | None  # the ffmpeg command that made it
+
+
+@dataclass(frozen=True)
 class Staged:
     """Files made for one violation, waiting in the staging folder for their final names."""
 
-    files: list[tuple[str, Path, float | None, float | None, str | None]]  # kind, staged path, start, end, cmd
+    files: list[StagedFile]
 
 
 def clip_range(v: Violation, cfg: Config, keyframes: list[float], duration: float) -> tuple[float, float]:
@@ -108,7 +119,7 @@ def _probe_duration(path: Path) -> float | None:
         return None
 
 
-def cut_clip(src: Source, media: str, start: float, end: float, out_stem: Path) -> list[tuple]:
+def cut_clip(src: Source, media: str, start: float, end: float, out_stem: Path) -> list[StagedFile]:
     """Stream-copy [start, end) into a clip; add a browser-playable proxy when the original would not play."""
     codec, audio_codec = src.probe.codec, src.probe.audio_codec
     ext = ".mp4" if codec in MP4_VIDEO and audio_codec in MP4_AUDIO else ".mkv"
@@ -126,7 +137,7 @@ def cut_clip(src: Source, media: str, start: float, end: float, out_stem: Path) 
     streams = lambda i: [i["v:0"]] + ([i["a:0?"]] if audio_codec else [])
     cmd = _run(ffmpeg.output(*streams(inp), str(clip), **opts).overwrite_output())
     actual = _probe_duration(clip)
-    files = [("clip", clip, start, start + actual if actual else end, cmd)]
+    files = [StagedFile("clip", clip, start, start + actual if actual else end, cmd)]
     if codec not in BROWSER_VIDEO or ext != ".mp4":
         proxy = out_stem.with_name(out_stem.name + "_proxy.mp4")
         pinp = ffmpeg.input(media, ss=f"{start:.3f}")
@@ -137,7 +148,7 @@ def cut_clip(src: Source, media: str, start: float, end: float, out_stem: Path) 
         if audio_codec:
             popts["c:a"] = "aac"
         pcmd = _run(ffmpeg.output(*streams(pinp), str(proxy), **popts).overwrite_output())
-        files.append(("proxy", proxy, start, end, pcmd))
+        files.append(StagedFile("proxy", proxy, start, end, pcmd))
     return files
 
 
@@ -193,13 +204,14 @@ def _safe(name: str) -> str:
 def place(ws: Workspace, staged: Staged, stem: Path) -> list[Artifact]:
     """Rename staged files to their final names; hashes are taken from the bytes actually placed."""
     arts = []
-    for kind, path, start, end, cmd in staged.files:
-        base = ws.frames if kind == "keyframe" else ws.clips
-        suffix = "_proxy.mp4" if kind == "proxy" else path.suffix
+    for f in staged.files:
+        path, cmd = f.path, f.command
+        base = ws.frames if f.kind == "keyframe" else ws.clips
+        suffix = "_proxy.mp4" if f.kind == "proxy" else path.suffix
         dest = base / stem.parent / (stem.name + suffix)
         dest.parent.mkdir(parents=True, exist_ok=True)
         sha, size = sha256_file(path), path.stat().st_size
         os.replace(path, dest)
         cmd = cmd.replace(str(path), str(dest)) if cmd else None  # the command as it re-derives this file
-        arts.append(Artifact(kind, ws.rel(dest), sha, size, start, end, cmd))
+        arts.append(Artifact(f.kind, ws.rel(dest), sha, size, f.start_s, f.end_s, cmd))
     return arts

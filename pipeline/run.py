@@ -259,7 +259,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
         kf_t = frame_time[fidx]
         kf_path = stage / f"v{i}.jpg"
         evidence.annotate_keyframe(image, boxes, full, cfg, src.wall_clock(kf_t), kf_t, src.district, kf_path)
-        files.append(("keyframe", kf_path, kf_t, kf_t, None))
+        files.append(evidence.StagedFile("keyframe", kf_path, kf_t, kf_t, None))
         return evidence.Staged(files)
 
     staged: list[evidence.Staged] = []

@@ -87,7 +87,7 @@ def build_workspace(tmp: Path, items: list[Known], seconds: int = 8) -> tuple[Wo
             kf = stage / f"v{j}.jpg"
             evidence.annotate_keyframe(img, [(v.best.box, v.category, v.confidence)], (320, 240), cfg,
                                        src.wall_clock(v.start_s), v.start_s, src.district, kf)
-            files.append(("keyframe", kf, v.start_s, v.start_s, None))
+            files.append(evidence.StagedFile("keyframe", kf, v.start_s, v.start_s, None))
             staged.append(evidence.Staged(files))
         vids = store.commit_source(
             job, frames, dets, violations, det_v,
