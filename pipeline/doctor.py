@@ -32,7 +32,7 @@ def _ffmpeg() -> Check:
 
 
 def _font() -> Check:
-    from .evidence import cjk_font_path
+    from .fonts import cjk_font_path
 
     p = cjk_font_path()
     return Check("CJK font", bool(p), p or "no CJK font: Chinese labels on keyframes would not render",

@@ -26,33 +26,20 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .config import Config
+from .fonts import cjk_font_path
 from .hashing import sha256_file
 from .records import Artifact, Source, Violation
+from .vocab import UNKNOWN_DISTRICT
 from .workspace import Workspace
 
-FONT_CANDIDATES = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/truetype/arphic/uming.ttc",
-)
 BROWSER_VIDEO = {"h264", "vp9", "av1"}
 MP4_VIDEO = {"h264", "hevc", "vp9", "av1", "mpeg4"}
 MP4_AUDIO = {"aac", "mp3", "opus", "alac", None}
-UNKNOWN_DISTRICT = "未指定"
 _COLORS = {"garbage": (230, 126, 34), "parking": (231, 76, 60), "stall": (155, 89, 182)}
 
 
 class EvidenceError(Exception):
     """Making an evidence file failed (disk full, ffmpeg failure): the source fails, nothing is half-written."""
-
-
-@cache
-def cjk_font_path() -> str | None:
-    for p in FONT_CANDIDATES:
-        if os.path.exists(p):
-            return p
-    return None
 
 
 @cache

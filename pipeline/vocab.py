@@ -27,6 +27,8 @@ class RejectReason(StrEnum):
     UNCLEAR_FOOTAGE = "unclear_footage"
 
 
+UNKNOWN_DISTRICT = "未指定"  # shown, counted and filed under this when a source has no district
+
 STATUS_ZH = {Status.PENDING: "待审", Status.CONFIRMED: "已确认", Status.REJECTED: "已驳回"}
 ACTION_ZH = {Action.CONFIRM: "确认", Action.REJECT: "驳回", Action.RELABEL: "改类", Action.TRIM: "裁剪",
              Action.NOTE: "备注"}

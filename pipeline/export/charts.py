@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..config import Config
-from ..evidence import FONT_CANDIDATES, cjk_font_path
+from ..fonts import FONT_CANDIDATES, cjk_font_path
 from ..store import Store
 from .counts import counts, dated_violations
 from .periods import Period

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from .. import vocab
 from ..config import Config
-from ..evidence import UNKNOWN_DISTRICT
 from ..store import Store
-from ..vocab import Status
+from ..vocab import UNKNOWN_DISTRICT, Status
 from .cells import csv_row, inert_xlsx_cells
 from .periods import Period
 

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from .. import __version__, anchor, keys
 from ..config import Config
-from ..evidence import UNKNOWN_DISTRICT
 from ..hashing import sha256_file
 from ..store import Store
 from ..verify import violation_history
+from ..vocab import UNKNOWN_DISTRICT
 from ..workspace import Workspace
 from .charts import charts
 from .counts import CountsTable, counts, wide_rows, write_counts
