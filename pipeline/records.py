@@ -122,9 +122,11 @@ class Artifact:
 class Decision:
     violation_id: int
     user: str
-    action: str  # "confirm" | "reject" | "relabel" | "trim" | "note"
+    action: str  # "confirm" | "reject" | "relabel" | "trim" | "note" | "correct_box" | "add"
     category: str | None = None
     reason: str | None = None
     note: str | None = None
     start_s: float | None = None
     end_s: float | None = None
+    box: Box | None = None  # correct_box / add: the box the analyst drew, full-resolution upright pixels
+    t_s: float | None = None  # the source time of the frame it was drawn on

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -17,17 +18,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
 import sqlite_utils
 
 from . import custody
-from .records import Artifact, Decision, Detection, Frame, Probe, Source, Violation
+from .records import Artifact, Box, Decision, Detection, Frame, Probe, Source, Violation
 from .vocab import Action, RejectReason
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA_V1 = """
 CREATE TABLE sources (
@@ -139,7 +140,47 @@ CREATE TABLE users (
 );
 """
 
-MIGRATIONS: dict[int, str] = {1: SCHEMA_V1 + custody.SCHEMA}
+# v2, additive (issue 19, learning from reviews): who found a violation, the box a decision drew, frames an
+# analyst marked fully labelled, and the model registry with its promotions
+SCHEMA_V2 = """
+ALTER TABLE violations ADD COLUMN origin TEXT NOT NULL DEFAULT 'model' CHECK (origin IN ('model', 'analyst'));
+ALTER TABLE violations ADD COLUMN added_by TEXT;
+ALTER TABLE decisions ADD COLUMN t_s REAL;
+ALTER TABLE decisions ADD COLUMN x1 REAL;
+ALTER TABLE decisions ADD COLUMN y1 REAL;
+ALTER TABLE decisions ADD COLUMN x2 REAL;
+ALTER TABLE decisions ADD COLUMN y2 REAL;
+CREATE TABLE frame_reviews (
+    id INTEGER PRIMARY KEY,
+    frame_id INTEGER NOT NULL REFERENCES frames(id),
+    user TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX frame_reviews_frame ON frame_reviews(frame_id);
+CREATE TABLE models (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    parent_sha256 TEXT,
+    manifest TEXT,
+    command TEXT,
+    figures TEXT,
+    registered_by TEXT NOT NULL,
+    registered_at TEXT NOT NULL
+);
+CREATE TABLE promotions (
+    id INTEGER PRIMARY KEY,
+    model_sha256 TEXT NOT NULL REFERENCES models(sha256),
+    previous_sha256 TEXT,
+    user TEXT NOT NULL,
+    forced INTEGER NOT NULL,
+    reason TEXT,
+    figures TEXT,
+    created_at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: dict[int, str] = {1: SCHEMA_V1 + custody.SCHEMA, 2: SCHEMA_V2}
 
 LEASE_S = 600.0
 DECISION_ACTIONS = tuple(Action)
@@ -458,11 +499,19 @@ class Store:
         if d.action not in DECISION_ACTIONS:
             raise ValueError(f"unknown decision action {d.action!r}")
         with self.tx() as c:
-            row = c.execute("SELECT status, category, start_s, end_s FROM violations WHERE id = ?",
+            row = c.execute("SELECT v.status, v.category, v.start_s, v.end_s, s.width, s.height, v.best_t_s"
+                            " FROM violations v JOIN sources s ON s.id = v.source_id WHERE v.id = ?",
                             (d.violation_id,)).fetchone()
             if row is None:
                 raise LookupError(f"no violation with id {d.violation_id}")
-            status, category, start_s, end_s = row
+            status, category, start_s, end_s, width, height, best_t_s = row
+            box, t_s = None, None
+            if d.action == "add":
+                raise ValueError("a violation is added with add_violation, not as a decision on another one")
+            if d.action == "correct_box":
+                box = checked_box(d.box, width, height)
+                t_s = best_t_s if d.t_s is None else d.t_s
+                c.execute("UPDATE violations SET x1 = ?, y1 = ?, x2 = ?, y2 = ? WHERE id = ?", (*box, d.violation_id))
             if d.action == "confirm":
                 status = "confirmed"
             elif d.action == "reject":
@@ -481,11 +530,111 @@ class Store:
                       (status, category, start_s, end_s, d.violation_id))
             did = _insert(c, "decisions", {
                 "violation_id": d.violation_id, "user": d.user, "action": d.action, "category": d.category,
-                "reason": d.reason, "note": d.note, "start_s": d.start_s, "end_s": d.end_s, "created_at": now_iso()})
+                "reason": d.reason, "note": d.note, "start_s": d.start_s, "end_s": d.end_s, "created_at": now_iso(),
+                **_box_columns(box, t_s)})
             custody.append(c, f"decision_{d.action}", "violation", d.violation_id,
                            {"decision_id": did, "status": status, "category": category, "reason": d.reason,
-                            "note": d.note, "start_s": start_s, "end_s": end_s}, actor=d.user)
+                            "note": d.note, "start_s": start_s, "end_s": end_s,
+                            **({"box": list(box), "t_s": t_s} if box else {})}, actor=d.user)
             return did
+
+    def add_violation(self, source_id: int, run_id: int, category: str, t_s: float, box: Box, user: str,
+                      place_artifacts: Callable[[int], list[Artifact]], clip_range: tuple[float, float],
+                      note: str | None = None) -> int:
+        """A violation the model missed, drawn by an analyst on a frame of a run's source: a confirmed
+        violation of that run (origin ``analyst``) with its own evidence files. The row, its artifacts, the
+        ``violation_created`` entry and the ``add`` decision commit together; ``place_artifacts(id)`` moves
+        the staged files to their final names inside the transaction (a failure rolls it all back)."""
+        created = now_iso()
+        with self.tx() as c:
+            src = c.execute("SELECT sha256, width, height, capture_start FROM sources WHERE id = ? AND status = 'ready'",
+                            (source_id,)).fetchone()
+            if src is None:
+                raise LookupError(f"no ready source with id {source_id}")
+            if c.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise LookupError(f"no run with id {run_id}")
+            sha, width, height, capture = src
+            box = checked_box(box, width, height)
+            start = _dt(capture)
+            wall = (start + timedelta(seconds=t_s)).isoformat() if start else None
+            vid = _insert(c, "violations", {
+                "run_id": run_id, "source_id": source_id, "category": category, "detected_category": category,
+                "start_s": t_s, "end_s": t_s, "start_time": wall, "end_time": wall, "confidence": 1.0, "hits": 1,
+                "best_t_s": t_s, "x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3], "status": "confirmed",
+                "origin": "analyst", "added_by": user, "created_at": created})
+            arts = place_artifacts(vid)
+            c.executemany(
+                "INSERT INTO artifacts (violation_id, run_id, kind, path, sha256, size, source_sha256, start_s,"
+                " end_s, command, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [(vid, run_id, a.kind, a.path, a.sha256, a.size, sha, a.start_s, a.end_s, a.command, created)
+                 for a in arts])
+            custody.append(c, "violation_created", "violation", vid,
+                           {"run_id": run_id, "source_sha256": sha, "category": category, "start_s": round(t_s, 3),
+                            "end_s": round(t_s, 3), "confidence": 1.0, "origin": "analyst", "box": list(box),
+                            "t_s": t_s, "clip": [round(x, 3) for x in clip_range],
+                            "artifacts": [{"kind": a.kind, "path": a.path, "sha256": a.sha256} for a in arts]},
+                           actor=user)
+            did = _insert(c, "decisions", {"violation_id": vid, "user": user, "action": "add", "note": note,
+                                           "created_at": created, **_box_columns(box, t_s)})
+            custody.append(c, "decision_add", "violation", vid,
+                           {"decision_id": did, "status": "confirmed", "category": category, "reason": None,
+                            "note": note, "start_s": t_s, "end_s": t_s, "box": list(box), "t_s": t_s}, actor=user)
+            return vid
+
+    def mark_frame_complete(self, frame_id: int, user: str) -> int:
+        """An analyst says every violation on this sampled frame is boxed, so its other areas are background."""
+        with self.tx() as c:
+            row = c.execute("SELECT f.source_id, f.run_id, f.t_s, s.sha256 FROM frames f JOIN sources s"
+                            " ON s.id = f.source_id WHERE f.id = ?", (frame_id,)).fetchone()
+            if row is None:
+                raise LookupError(f"no sampled frame with id {frame_id}")
+            rid = _insert(c, "frame_reviews", {"frame_id": frame_id, "user": user, "created_at": now_iso()})
+            custody.append(c, "frame_reviewed_complete", "frame", frame_id,
+                           {"review_id": rid, "source_sha256": row[3], "run_id": row[1], "t_s": row[2]}, actor=user)
+            return rid
+
+    # -- model registry ----------------------------------------------------------------------
+
+    def register_model(self, sha256: str, path: str, parent_sha256: str | None, manifest: dict | None,
+                       command: str | None, figures: dict | None, user: str) -> int:
+        """Record a model (once per SHA-256): where it is, what it was fine-tuned from and on, how, and how
+        it measured. Registering the same weights again keeps the first record."""
+        with self.tx() as c:
+            old = c.execute("SELECT id FROM models WHERE sha256 = ?", (sha256,)).fetchone()
+            if old:
+                return old[0]
+            mid = _insert(c, "models", {
+                "sha256": sha256, "path": path, "parent_sha256": parent_sha256,
+                "manifest": json.dumps(manifest, ensure_ascii=False, sort_keys=True) if manifest else None,
+                "command": command, "figures": json.dumps(figures, sort_keys=True) if figures else None,
+                "registered_by": user, "registered_at": now_iso()})
+            custody.append(c, "model_registered", "model", mid,
+                           {"sha256": sha256, "path": path, "parent_sha256": parent_sha256, "command": command,
+                            "manifest_sha256": hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+                            if manifest else None}, actor=user)
+            return mid
+
+    def promote_model(self, sha256: str, user: str, forced: bool, reason: str | None, figures: dict) -> int:
+        """Make a registered model the default for later runs. Earlier runs keep the model they recorded."""
+        with self.tx() as c:
+            row = c.execute("SELECT id FROM models WHERE sha256 = ?", (sha256,)).fetchone()
+            if row is None:
+                raise LookupError(f"no registered model with sha256 {sha256}")
+            prev = c.execute("SELECT model_sha256 FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
+            pid = _insert(c, "promotions", {
+                "model_sha256": sha256, "previous_sha256": prev[0] if prev else None, "user": user,
+                "forced": int(forced), "reason": reason, "figures": json.dumps(figures, sort_keys=True),
+                "created_at": now_iso()})
+            custody.append(c, "model_promoted", "model", row[0],
+                           {"promotion_id": pid, "sha256": sha256, "previous_sha256": prev[0] if prev else None,
+                            "forced": forced, "reason": reason, "figures": figures}, actor=user)
+            return pid
+
+    def default_model(self) -> dict | None:
+        """The registered model last promoted (None: the config's model is the default)."""
+        rows = self.query("SELECT m.*, p.user AS promoted_by, p.created_at AS promoted_at, p.forced, p.reason"
+                          " FROM promotions p JOIN models m ON m.sha256 = p.model_sha256 ORDER BY p.id DESC LIMIT 1")
+        return rows[0] if rows else None
 
     def add_user(self, name: str, role: str, password_hash: str, actor: str = "admin") -> int:
         with self.tx() as c:
@@ -547,7 +696,7 @@ class Store:
         sql = f"""
             SELECT v.id, v.category, s.district, s.inspector, s.path AS source_path, s.sha256 AS source_sha256,
                    v.start_s, v.end_s, v.start_time, v.end_time, v.confidence, v.status, v.hits, v.run_id,
-                   v.source_id,
+                   v.source_id, v.origin, v.added_by,
                    clip.path AS clip_path, clip.sha256 AS clip_sha256, clip.start_s AS clip_start_s,
                    clip.end_s AS clip_end_s, proxy.path AS proxy_path, kf.path AS keyframe_path,
                    kf.sha256 AS keyframe_sha256
@@ -651,6 +800,28 @@ def _insert(c: sqlite3.Connection, table: str, row: dict) -> int:
     cols = ", ".join(row)
     marks = ", ".join("?" for _ in row)
     return c.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(row.values())).lastrowid
+
+
+def checked_box(box: object, width: int | None, height: int | None) -> Box:
+    """A drawn box as four finite floats with x1 < x2 and y1 < y2, clipped to the frame; ValueError otherwise."""
+    try:
+        x1, y1, x2, y2 = (float(v) for v in box)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError("a box is four numbers: x1, y1, x2, y2") from None
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+        raise ValueError("a box needs finite coordinates")
+    w, h = float(width or 0) or math.inf, float(height or 0) or math.inf
+    x1, x2 = max(0.0, min(x1, w)), max(0.0, min(x2, w))
+    y1, y2 = max(0.0, min(y1, h)), max(0.0, min(y2, h))
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        raise ValueError("a box must be at least 2 pixels wide and high inside the frame, with x1 < x2 and y1 < y2")
+    return round(x1, 1), round(y1, 1), round(x2, 1), round(y2, 1)
+
+
+def _box_columns(box: Box | None, t_s: float | None) -> dict:
+    if box is None:
+        return {}
+    return {"t_s": t_s, "x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3]}
 
 
 def _dt(s: str | None) -> datetime | None:

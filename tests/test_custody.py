@@ -26,7 +26,7 @@ def raw(store) -> sqlite3.Connection:
 
 def test_untouched_chain_verifies(store):
     assert custody.verify(store.conn) == []
-    assert store.query("SELECT count(*) n FROM custody")[0]["n"] == 6  # migration entry + 5
+    assert store.query("SELECT count(*) n FROM custody")[0]["n"] == 7  # two migration entries (v1, v2) + 5
 
 
 def test_append_outside_transaction_is_refused(store):

@@ -116,7 +116,8 @@ def route_urls(app, db: Store) -> list[tuple[str, str]]:
     out = []
     for r in app.routes:
         if isinstance(r, Route):
-            url = r.path.replace("{vid:int}", "1").replace("{path:path}", art)
+            url = (r.path.replace("{vid:int}", "1").replace("{sid:int}", "1").replace("{fid:int}", "1")
+                   .replace("{path:path}", art))
             out += [(m, url) for m in sorted(r.methods - {"HEAD"})]
     return out
 

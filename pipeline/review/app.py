@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qsl, quote
 
 import anyio
+import cv2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
@@ -38,13 +39,16 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import anchor
+from .. import anchor, annotate
 from ..config import CATEGORY_IDS, Config
+from ..evidence import EvidenceError
 from ..export import PackError, RedactionError
 from ..export.cells import csv_row
+from ..frames import frame_at
 from ..records import Decision
+from ..sample import DecodeError
 from ..store import REJECT_REASONS, SessionStore, Store
-from ..vocab import ACTION_ZH, REASON_ZH, STATUS_ZH
+from ..vocab import ACTION_ZH, FRAME_COMPLETE_ZH, ORIGIN_ZH, REASON_ZH, STATUS_ZH
 from ..workspace import Workspace
 from . import exports, queries
 from .auth import (
@@ -68,7 +72,8 @@ ROLE_ZH = {"analyst": "审核员", "assessor": "考核员", "admin": "管理员"
 MESSAGES = {
     "confirm": "已确认。", "reject": "已驳回。", "relabel": "已改类。", "trim": "已保存裁剪范围。",
     "note": "已添加备注。", "same_category": "类别未变，未记录。", "done": "当前筛选下已没有待审条目。",
-    "batch": "批量操作已完成。", "batch_empty": "未选择任何条目。",
+    "batch": "批量操作已完成。", "batch_empty": "未选择任何条目。", "correct_box": "已保存修正后的框。",
+    "add": "已补录漏检违规（已确认，人工补录）。", "complete": "已标记：本帧已全部标注。",
 }
 BATCH_MAX = 500
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a bigger id names nothing (and must not reach SQLite)
@@ -324,7 +329,8 @@ async def review_page(request: Request) -> Response:
         request, "review.html", v=v, f=f, qs=f.query_string(),
         nav=queries.neighbours(review.store, f, review.cfg.tz, vid),
         siblings=queries.same_source(review.store, v), history=queries.history(review.store, vid),
-        reasons=REASON_ZH, statuses=STATUS_ZH, actions=ACTION_ZH, category_keys=CATEGORY_IDS,
+        reasons=REASON_ZH, statuses=STATUS_ZH, actions=ACTION_ZH, category_keys=CATEGORY_IDS, origins=ORIGIN_ZH,
+        frame_id=queries.frame_near(review.store, v["source_id"], v["run_id"], v["best_t_s"]),
         message=MESSAGES.get(request.query_params.get("m", "")),
     )
 
@@ -355,7 +361,21 @@ def _decision(form: dict[str, str], v: dict, user: str, cfg: Config) -> Decision
         return Decision(v["id"], user, "trim", start_s=start, end_s=end, note=note)
     if what == "note":
         return Decision(v["id"], user, "note", note=note) if note else "备注不能为空。"
+    if what == "correct_box":
+        box = _posted_box(form)
+        return box if isinstance(box, str) else Decision(v["id"], user, "correct_box", box=box, note=note)
     return "未知的操作。"
+
+
+def _posted_box(form: Mapping[str, object]) -> tuple[float, float, float, float] | str:
+    """x1, y1, x2, y2 from a form (source pixels), or the message saying what is wrong."""
+    try:
+        box = tuple(float(str(form.get(k, ""))) for k in ("x1", "y1", "x2", "y2"))
+    except ValueError:
+        return "框的坐标须为数字（先按 n 或 b 再拖动画框）。"
+    if not all(math.isfinite(x) for x in box) or not (box[0] < box[2] and box[1] < box[3]):
+        return "框须有正的宽和高。"
+    return box
 
 
 @action(*DECIDERS)
@@ -386,6 +406,89 @@ async def decide(request: Request) -> Response:
     if following is None:
         return RedirectResponse(f"/?{_join(qs, 'm=done')}", status_code=303)
     return RedirectResponse(f"/v/{following}?{_join(qs, f'm={d.action}')}", status_code=303)
+
+
+# -- labelling what the model needs: missed violations, frames marked complete --------------------
+
+
+@action(*DECIDERS)
+async def add_violation(request: Request) -> Response:
+    """A violation the model missed, drawn on a paused clip or a sampled frame: its clip and keyframe are
+    made in a worker thread (ffmpeg, decoding), then recorded here on the loop's connection."""
+    review = _rv(request)
+    sid = request.path_params["sid"]
+    form = {k: str(val) for k, val in (await request.form()).items()}
+    qs = _posted_filters(request, form).query_string()
+    src_rows = review.store.query("SELECT id FROM sources WHERE id = ? AND status = 'ready'", [sid]) if sid <= MAX_ID else []
+    if not src_rows:
+        return review.error(request, 404, f"没有编号为 {sid} 的源文件。")
+    box = _posted_box(form)
+    if isinstance(box, str):
+        return review.error(request, 400, box)
+    category = form.get("category", "")
+    if category not in review.cfg.categories:
+        return review.error(request, 400, "补录须选择类别：1 暴露垃圾、2 违规停车、3 占道经营。")
+    try:
+        t_s = float(form.get("t_s", ""))
+        if not math.isfinite(t_s):
+            raise ValueError
+        run_id = annotate.current_run(review.store, sid)
+        src = review.store.source(sid)
+        staged = await run_in_threadpool(annotate.stage_added, review.ws, review.cfg, src, run_id, category, t_s, box)
+        note = form.get("note", "").strip()[:2000] or None
+        new = annotate.commit_added(review.ws, review.store, review.cfg, staged, request.state.user["name"], note)
+    except ValueError as e:  # AnnotationError and a bad box or time are ValueErrors
+        return review.error(request, 400, f"补录未保存：{e}" if str(e) else "补录须给出画面时间（秒）。")
+    except (DecodeError, EvidenceError, OSError) as e:
+        return review.error(request, 500, f"补录未保存，证据文件生成失败：{e}")
+    anchor.witness_quietly(review.ws, review.store, "review")
+    return RedirectResponse(f"/v/{new}?{_join(qs, 'm=add')}", status_code=303)
+
+
+async def frame_page(request: Request) -> Response:
+    review = _rv(request)
+    fid = request.path_params["fid"]
+    f = queries.frame(review.store, fid) if fid <= MAX_ID else None
+    if f is None:
+        return review.error(request, 404, f"没有编号为 {fid} 的抽样帧。")
+    qs = _filters(request).query_string()
+    return review.render(
+        request, "frame.html", fr=f, qs=qs, steps=queries.frame_steps(review.store, f),
+        boxes=queries.frame_boxes(review.store, f), marks=queries.frame_marks(review.store, fid),
+        statuses=STATUS_ZH, origins=ORIGIN_ZH, category_keys=CATEGORY_IDS, complete_zh=FRAME_COMPLETE_ZH,
+        message=MESSAGES.get(request.query_params.get("m", "")))
+
+
+async def frame_image(request: Request) -> Response:
+    """A sampled frame decoded from the original on demand (never written to disk)."""
+    review = _rv(request)
+    fid = request.path_params["fid"]
+    f = queries.frame(review.store, fid) if fid <= MAX_ID else None
+    if f is None:
+        return PlainTextResponse("未找到。", status_code=404)
+    media = str(review.ws.abs(f["original_copy"])) if f["original_copy"] else f["source_path"]
+    try:
+        image, _ = await run_in_threadpool(frame_at, media, f["t_s"], f["rotation"] or 0, review.cfg.sampling.max_side)
+    except (DecodeError, OSError):
+        return PlainTextResponse("该帧无法解码。", status_code=404)
+    _, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return Response(jpg.tobytes(), media_type="image/jpeg", headers={"cache-control": "private, max-age=3600"})
+
+
+@action(*DECIDERS)
+async def frame_complete(request: Request) -> Response:
+    review = _rv(request)
+    fid = request.path_params["fid"]
+    form = await request.form()
+    qs = _posted_filters(request, form).query_string()
+    try:
+        if fid > MAX_ID:
+            raise LookupError(fid)
+        annotate.mark_complete(review.store, fid, request.state.user["name"])
+    except LookupError:
+        return review.error(request, 404, f"没有编号为 {fid} 的抽样帧。")
+    anchor.witness_quietly(review.ws, review.store, "review")
+    return RedirectResponse(f"/f/{fid}?{_join(qs, 'm=complete')}", status_code=303)
 
 
 # -- exports -----------------------------------------------------------------------------------
@@ -594,6 +697,10 @@ def create_app(ws: Workspace, cfg: Config, *, secure_cookies: bool = False) -> S
             Route("/exports/pack", export_pack, methods=["POST"]),
             Route("/v/{vid:int}", review_page, methods=["GET"]),
             Route("/v/{vid:int}/decide", decide, methods=["POST"]),
+            Route("/s/{sid:int}/add", add_violation, methods=["POST"]),
+            Route("/f/{fid:int}", frame_page, methods=["GET"]),
+            Route("/f/{fid:int}/image.jpg", frame_image, methods=["GET"]),
+            Route("/f/{fid:int}/complete", frame_complete, methods=["POST"]),
             Route("/media/{path:path}", media, methods=["GET"]),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],

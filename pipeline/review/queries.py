@@ -30,7 +30,7 @@ PENDING_FIRST = "CASE v.status WHEN 'pending' THEN 0 ELSE 1 END"
 _COLUMNS = """
     v.id, v.category, v.detected_category, s.district, s.inspector, s.path AS source_path,
     s.sha256 AS source_sha256, v.start_s, v.end_s, v.start_time, v.end_time, v.confidence, v.status, v.hits,
-    v.run_id, v.source_id, v.best_t_s,
+    v.run_id, v.source_id, v.best_t_s, v.x1, v.y1, v.x2, v.y2, v.origin, v.added_by, s.width, s.height,
     clip.path AS clip_path, clip.sha256 AS clip_sha256, clip.start_s AS clip_start_s,
     proxy.path AS proxy_path, kf.path AS keyframe_path, kf.sha256 AS keyframe_sha256"""
 _FROM = """
@@ -216,3 +216,51 @@ def districts(store: Store) -> list[str]:
 
 def users(store: Store) -> list[dict]:
     return store.query("SELECT name, role, disabled, created_at FROM users ORDER BY name")
+
+
+# -- frames (labelling what the model missed) ---------------------------------------------------
+
+
+def frame(store: Store, fid: int) -> dict | None:
+    """A sampled frame with its source (width, height, media), and whether it is the source's current run."""
+    rows = store.query(
+        "SELECT f.id, f.source_id, f.run_id, f.t_s, s.path AS source_path, s.sha256 AS source_sha256, s.width,"
+        " s.height, s.rotation, s.district, s.current_run_id, s.original_copy,"
+        " (SELECT count(*) FROM frames g WHERE g.source_id = f.source_id AND g.run_id = f.run_id"
+        "  AND (g.t_s < f.t_s OR (g.t_s = f.t_s AND g.id <= f.id))) AS pos,"
+        " (SELECT count(*) FROM frames g WHERE g.source_id = f.source_id AND g.run_id = f.run_id) AS total"
+        " FROM frames f JOIN sources s ON s.id = f.source_id WHERE f.id = ?", [fid])
+    return rows[0] if rows else None
+
+
+def frame_near(store: Store, source_id: int, run_id: int, t_s: float | None) -> int | None:
+    """The run's sampled frame closest to ``t_s`` (a violation's keyframe time)."""
+    rows = store.query("SELECT id FROM frames WHERE source_id = ? AND run_id = ? ORDER BY abs(t_s - ?), id LIMIT 1",
+                       [source_id, run_id, t_s or 0.0])
+    return rows[0]["id"] if rows else None
+
+
+def frame_steps(store: Store, f: dict) -> dict:
+    """Previous and next sampled frame of the same source and run (``[`` / ``]``)."""
+    prev = store.query("SELECT id FROM frames WHERE source_id = ? AND run_id = ? AND (t_s < ? OR (t_s = ? AND id < ?))"
+                       " ORDER BY t_s DESC, id DESC LIMIT 1", [f["source_id"], f["run_id"], f["t_s"], f["t_s"], f["id"]])
+    nxt = store.query("SELECT id FROM frames WHERE source_id = ? AND run_id = ? AND (t_s > ? OR (t_s = ? AND id > ?))"
+                      " ORDER BY t_s, id LIMIT 1", [f["source_id"], f["run_id"], f["t_s"], f["t_s"], f["id"]])
+    return {"prev_id": prev[0]["id"] if prev else None, "next_id": nxt[0]["id"] if nxt else None}
+
+
+def frame_boxes(store: Store, f: dict) -> list[dict]:
+    """What is already boxed on a frame: the run's detections that became violations, and violations an
+    analyst drew on (or corrected at) this very time. Each with its violation's id, category and status."""
+    found = store.query(
+        "SELECT v.id, v.category, v.status, v.origin, d.x1, d.y1, d.x2, d.y2 FROM detections d"
+        " JOIN violations v ON v.id = d.violation_id WHERE d.frame_id = ? ORDER BY v.id", [f["id"]])
+    drawn = store.query(
+        "SELECT v.id, v.category, v.status, v.origin, v.x1, v.y1, v.x2, v.y2 FROM violations v"
+        " WHERE v.source_id = ? AND v.run_id = ? AND v.origin = 'analyst' AND abs(v.best_t_s - ?) < 0.02",
+        [f["source_id"], f["run_id"], f["t_s"]])
+    return found + drawn
+
+
+def frame_marks(store: Store, fid: int) -> list[dict]:
+    return store.query("SELECT user, created_at FROM frame_reviews WHERE frame_id = ? ORDER BY id", [fid])

@@ -54,6 +54,7 @@
     const actions = {
       j: () => go(root.dataset.next),
       k: () => go(root.dataset.prev),
+      f: () => go(root.dataset.frame),
       c: () => submit("f-confirm"),
       x: () => { if (document.getElementById("f-reject")) setRejecting(true); },
       1: () => relabel(1), 2: () => relabel(2), 3: () => relabel(3),
