@@ -295,6 +295,31 @@ def train(
 
 
 @app.command()
+def dataset(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write (images/, labels/, data.yaml, manifest.json).")],
+    val_share: Annotated[float, typer.Option(help="Share of reviewed sources held out for validation.")] = 0.2,
+    config: Annotated[Path | None, typer.Option(help="Config YAML (its model.classes name the label classes).")] = None,
+) -> None:
+    """Reviewed footage as a YOLO dataset: confirmed, corrected and added violations as boxes, rejected
+    detections as hard negatives, split by source file, with a manifest of every source and decision."""
+    from .dataset import DatasetError, build
+
+    with _friendly():
+        cfg = _config(config)
+        if not 0 <= val_share < 1:
+            raise ConfigError(f"--val-share must be in [0, 1), not {val_share}")
+        try:
+            m = build(state.workspace, _store(), cfg, out_dir, val_share)
+        except DatasetError as e:
+            raise ConfigError(str(e)) from None
+    c = m["counts"]
+    out.print(f"wrote {out_dir}: {c['sources']} sources, {c['train_images']} training and {c['val_images']} "
+              f"validation images, {c['boxes']} boxes ({c['positive']} violations used as boxes, {c['added']} of them "
+              f"added by analysts; {c['hard_negative']} rejected as hard negatives; {c['complete_frames']} frames "
+              "marked complete)", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def evaluate(
     model: Annotated[Path | None, typer.Option(help="Weights to measure alone (default: the config's model "
                                                     "and ensemble, as `vaudit run` uses them).")] = None,
