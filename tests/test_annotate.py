@@ -21,6 +21,7 @@ from pipeline import config as config_mod
 from pipeline import custody
 from pipeline import store as store_mod
 from pipeline.hashing import sha256_file
+from pipeline.records import Decision
 from pipeline.review import commands
 from pipeline.review.app import create_app
 from pipeline.store import Store
@@ -214,3 +215,31 @@ def test_a_version_1_database_migrates_to_version_2_keeping_everything(tmp_path)
         assert events == ["schema_migrated", "schema_migrated"] and custody.verify(store.conn) == []
     finally:
         store.close()
+
+
+def test_queue_can_show_the_least_sure_first(client, db):
+    token_of(client, "ana")
+    ids = {r["category"]: r["id"] for r in db.query("SELECT id, category FROM violations")}
+    listed = [int(x) for x in re.findall(r'<tr class="status-\w+" data-id="(\d+)"', client.get("/?sort=uncertain").text)]
+    # parking 0.45 is 0.05 above its threshold (0.40); garbage 0.81 is 0.61 above its own (0.20)
+    assert listed == [ids["parking"], ids["garbage"]]
+    assert [int(x) for x in re.findall(r'<tr class="status-\w+" data-id="(\d+)"', client.get("/?sort=-confidence").text)
+            ] == [ids["garbage"], ids["parking"]]
+    assert "最不确定优先" in client.get("/").text
+
+
+def test_exports_page_compares_the_current_model_with_reviewed_truth(client, db, rws):
+    from pipeline import annotate
+
+    ids = {r["category"]: r["id"] for r in db.query("SELECT id, category FROM violations")}
+    db.record_decision(Decision(ids["garbage"], "ana", "confirm"))
+    db.record_decision(Decision(ids["parking"], "ana", "reject", reason="false_detection"))
+    sid = db.query("SELECT id FROM sources")[0]["id"]
+    annotate.add_missed(rws, db, config_mod.load(), sid, 6.5, (5, 5, 100, 100), "garbage", "ana")
+    token_of(client, "asa")
+    page = client.get("/exports").text
+    rows = dict(re.findall(r'<tr data-category="(\w+)">(.*?)</tr>', page, re.DOTALL))
+    cells = {k: re.findall(r"<td>(.*?)</td>", v, re.DOTALL) for k, v in rows.items()}
+    assert [c.strip() for c in cells["garbage"][1:]] == ["1", "0", "0", "1", "100%", "50%"]
+    assert [c.strip() for c in cells["parking"][1:]] == ["0", "1", "0", "0", "0%", "—"]
+    assert "builder.pt" in page

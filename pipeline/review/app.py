@@ -257,7 +257,7 @@ async def queue(request: Request) -> Response:
         request, "queue.html", rows=rows, total=total, page=page, pages=pages, f=f, qs=f.query_string(),
         counts=queries.status_counts(review.store, f, review.cfg.tz), districts=_district_choices(review),
         statuses=STATUS_ZH, sorts={"time": "时间 ↑", "-time": "时间 ↓", "-confidence": "置信度 ↓",
-                                   "confidence": "置信度 ↑"},
+                                   "confidence": "置信度 ↑", "uncertain": "最不确定优先"},
         reasons=REASON_ZH, message=MESSAGES.get(request.query_params.get("m", "")),
         count=_int(request.query_params.get("n"), 0),
     )
@@ -501,6 +501,7 @@ def _exports_page(request: Request, form: ExportForm, status_code: int = 200, er
     review = _rv(request)
     return review.render(
         request, "exports.html", status_code, form=form, error=error, districts=_district_choices(review),
+        figures=queries.model_figures(review.store),
         statuses=exports.STATUSES_ZH, formats=exports.FORMATS_ZH, suggestions=exports.suggested_periods(review.cfg.tz),
     )
 
@@ -710,6 +711,8 @@ def create_app(ws: Workspace, cfg: Config, *, secure_cookies: bool = False) -> S
     exports.sweep_review_tmp(ws)
     sessions = Sessions(load_secret(ws.review_secret), SessionStore(ws.sessions_db), secure_cookies)
     passwords = PasswordChecker()
-    app.state.review = Review(ws, cfg, Store(ws.db_path), sessions, Throttle(), _templates(cfg), passwords,
+    store = Store(ws.db_path)
+    queries.register_thresholds(store, cfg)
+    app.state.review = Review(ws, cfg, store, sessions, Throttle(), _templates(cfg), passwords,
                               parse_networks(cfg.review.trusted_proxies))
     return app

@@ -24,7 +24,15 @@ SORTS = {
     "-time": "datetime(v.start_time) DESC, v.start_s DESC, v.id DESC",
     "confidence": "v.confidence, v.id",
     "-confidence": "v.confidence DESC, v.id",
+    # least sure first: confidence nearest its category's threshold (the function is registered per app)
+    "uncertain": "abs(v.confidence - vaudit_threshold(v.detected_category)), v.id",
 }
+
+
+def register_thresholds(store: Store, cfg: Config) -> None:
+    """Make the config's per-category thresholds readable in SQL as ``vaudit_threshold(category)``."""
+    thresholds = {c: cc.confidence for c, cc in cfg.categories.items()}
+    store.conn.create_function("vaudit_threshold", 1, lambda c: thresholds.get(c, 0.5), deterministic=True)
 PENDING_FIRST = "CASE v.status WHEN 'pending' THEN 0 ELSE 1 END"
 
 _COLUMNS = """
@@ -264,3 +272,25 @@ def frame_boxes(store: Store, f: dict) -> list[dict]:
 
 def frame_marks(store: Store, fid: int) -> list[dict]:
     return store.query("SELECT user, created_at FROM frame_reviews WHERE frame_id = ? ORDER BY id", [fid])
+
+
+def model_figures(store: Store) -> dict:
+    """Per category, the current results (each source's latest run) against the analysts' decisions: what the
+    model found and analysts confirmed or rejected, what analysts added (the model's misses), what waits.
+    precision = confirmed / (confirmed + rejected); recall = confirmed / (confirmed + added)."""
+    rows = store.query(
+        """SELECT v.category, v.origin, v.status, count(*) AS n FROM violations v JOIN sources s ON s.id = v.source_id
+           WHERE v.run_id = s.current_run_id GROUP BY 1, 2, 3""")
+    out: dict[str, dict] = {}
+    for r in rows:
+        c = out.setdefault(r["category"], {"confirmed": 0, "rejected": 0, "pending": 0, "added": 0})
+        key = "added" if r["origin"] == "analyst" else r["status"]
+        c[key] += r["n"]
+    for c in out.values():
+        decided = c["confirmed"] + c["rejected"]
+        c["precision"] = c["confirmed"] / decided if decided else None
+        c["recall"] = c["confirmed"] / (c["confirmed"] + c["added"]) if c["confirmed"] + c["added"] else None
+    models = store.query(
+        """SELECT r.model_path, r.model_sha256, count(DISTINCT s.id) AS sources FROM sources s
+           JOIN runs r ON r.id = s.current_run_id GROUP BY 1, 2 ORDER BY sources DESC""")
+    return {"categories": out, "models": models}
