@@ -131,11 +131,24 @@ def run(
 ) -> None:
     """Process every pending source: detect violations, cut evidence clips, write the database. Resumable."""
     with _friendly():
-        cfg = _config(config)
+        cfg = _promoted(_config(config))
         summary = _run(cfg, model)
     _print_run(summary)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _promoted(cfg: Config) -> Config:
+    """The config with the model last promoted (`vaudit models promote`) in place of its own."""
+    from .registry import effective_config
+
+    if not state.workspace.db_path.exists():
+        return cfg
+    store = _store()
+    try:
+        return effective_config(store, cfg)
+    finally:
+        store.close()
 
 
 def _print_run(summary) -> None:
@@ -465,17 +478,42 @@ def custody(what: Annotated[str, typer.Argument(help="A violation id, or `head`:
     if what == "head":
         _custody_head(as_json, key)
         return
+    if what == "models":
+        _custody_models(as_json)
+        return
     with _friendly():
         try:
             h = violation_history(_store(), int(what))
         except ValueError:
-            raise ConfigError(f"give a violation id or `head`, not {what!r}") from None
+            raise ConfigError(f"give a violation id, `head` or `models`, not {what!r}") from None
         except LookupError as e:
             raise ConfigError(str(e)) from None
     if as_json:
         sys.stdout.write(json.dumps(h, ensure_ascii=False, indent=1, default=str) + "\n")
     else:
         out.print(format_history(h), highlight=False, soft_wrap=True)
+
+
+def _custody_models(as_json: bool) -> None:
+    """Every registration and promotion of a model, from the custody log: who, when, which SHA-256, why."""
+    with _friendly():
+        rows = _store().query("SELECT seq, at, actor, event, payload, hash FROM custody"
+                              " WHERE event IN ('model_registered', 'model_promoted') ORDER BY seq")
+    for r in rows:
+        r["payload"] = json.loads(r["payload"])
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        return
+    for r in rows:
+        p = r["payload"]
+        if r["event"] == "model_promoted":
+            c = (p.get("figures") or {}).get("candidate") or {}
+            what = (f"promoted {p['sha256']} (previous {p.get('previous_sha256') or 'the config default'}), recall "
+                    f"{c.get('recall')} precision {c.get('precision')}"
+                    + (f", FORCED: {p.get('reason')}" if p.get("forced") else ""))
+        else:
+            what = f"registered {p['sha256']} {p.get('path')} (parent {p.get('parent_sha256') or '-'})"
+        out.print(f"#{r['seq']} {r['at']} {r['actor']}: {what}", highlight=False, soft_wrap=True)
 
 
 def _custody_head(as_json: bool, key: Path | None) -> None:
@@ -632,6 +670,119 @@ def export_pack(
               if path.is_dir() else f"pack written: {path}")
     if not (path / "manifest.sig").is_file() and path.is_dir():
         err.print("warning: the pack is unsigned (no signing key: `vaudit keys init`)")
+
+
+models_app = typer.Typer(help="The model registry: lineage, figures on reviewed footage, the default for runs.",
+                         invoke_without_command=True)
+app.add_typer(models_app, name="models")
+UserOption = Annotated[str, typer.Option("--user", help="Who does this (recorded in the custody log).")]
+
+
+def _registry_errors():
+    from .detect import ModelError
+    from .registry import RegistryError
+
+    return RegistryError, ModelError
+
+
+@models_app.callback()
+def models_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Registered models: SHA-256, parent, data, command, figures, and which one is the default."""
+    from .registry import models
+
+    if ctx.invoked_subcommand:
+        return
+    with _friendly():
+        rows = models(_store())
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+        return
+    if not rows:
+        out.print("no registered models: runs use the config's model.path")
+    for r in rows:
+        fig = r["figures"] or {}
+        out.print(f"{'* ' if r['default'] else '  '}{r['sha256'][:16]} {r['path']} parent "
+                  f"{(r['parent_sha256'] or '-')[:16]} by {r['registered_by']} {r['registered_at']}"
+                  + (f" recall {fig.get('recall')} precision {fig.get('precision')}" if fig else ""),
+                  highlight=False, soft_wrap=True)
+
+
+@models_app.command("register")
+def models_register(
+    model: Annotated[Path, typer.Argument(help="Weights (.pt).")],
+    parent: Annotated[Path | None, typer.Option(help="The weights it was fine-tuned from.")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="The dataset manifest.json it was tuned on.")] = None,
+    user: UserOption = "cli",
+) -> None:
+    """Record a model (once per SHA-256) with its parent and data."""
+    from .registry import register
+
+    with _friendly():
+        try:
+            sha = register(_store(), model, user, parent, manifest, "vaudit " + " ".join(sys.argv[1:]))
+        except _registry_errors() as e:
+            raise ConfigError(str(e)) from None
+    out.print(f"registered {model} sha256 {sha}", highlight=False)
+
+
+@models_app.command("compare")
+def models_compare(
+    a: Annotated[str, typer.Argument(help="Model A: a .pt file or a registered SHA-256 (prefix).")],
+    b: Annotated[str, typer.Argument(help="Model B.")],
+    dataset: Annotated[Path | None, typer.Option(help="Dataset folder: compare on its validation sources (held "
+                                                       "out from training); default every reviewed source.")] = None,
+    config: Annotated[Path | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Replay the pipeline with A and with B on held-out reviewed footage; score events against the
+    analysts' decisions (confirmed and added violations are the truth). Writes no results."""
+    from .registry import compare, resolve
+
+    with _friendly():
+        cfg = _config(config)
+        store = _store()
+        try:
+            import contextlib
+
+            with contextlib.redirect_stdout(sys.stderr):  # a first ONNX export's messages must not corrupt the JSON
+                fa, fb, sources = compare(state.workspace, store, cfg, resolve(store, cfg, a), resolve(store, cfg, b),
+                                          dataset / "manifest.json" if dataset else None)
+        except _registry_errors() as e:
+            raise ConfigError(str(e)) from None
+    res = {"sources": len(sources), "a": fa.as_dict(), "b": fb.as_dict()}
+    if as_json:
+        sys.stdout.write(json.dumps(res, indent=1) + "\n")
+        return
+    for k in ("a", "b"):
+        f = res[k]
+        out.print(f"{k.upper()} {f['model']} ({f['sha256'][:12]}): recall {f['recall']:.3f} ({f['matched']}/{f['truth']}), "
+                  f"precision {f['precision']:.3f} ({f['matched']}/{f['predicted']}) on {len(sources)} reviewed sources",
+                  highlight=False)
+
+
+@models_app.command("promote")
+def models_promote(
+    model: Annotated[str, typer.Argument(help="A .pt file or a registered SHA-256 (prefix).")],
+    dataset: Annotated[Path | None, typer.Option(help="Dataset folder whose validation sources decide.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote even if worse (needs --reason).")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (recorded in the custody log).")] = None,
+    user: UserOption = "cli",
+    config: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Make MODEL the default for later runs if it is at least as good as the current default on recall and
+    precision over held-out reviewed footage. Earlier runs keep their model and results."""
+    from .registry import promote, resolve
+
+    with _friendly():
+        cfg = _config(config)
+        store = _store()
+        try:
+            new, old = promote(state.workspace, store, cfg, resolve(store, cfg, model), user, force, reason,
+                               dataset / "manifest.json" if dataset else None)
+        except _registry_errors() as e:
+            raise ConfigError(str(e)) from None
+    out.print(f"promoted {new.model} ({new.sha256[:12]}): {new.score}; previous {old.model}: {old.score}",
+              highlight=False, soft_wrap=True)
 
 
 user_app = typer.Typer(help="Accounts for the review web app (analyst, assessor, admin).", no_args_is_help=True)
