@@ -102,6 +102,9 @@ class CategoryConfig(_Strict):
     fold_nested: bool = Field(True, description=(
         "a box mostly inside a tracked one is part of the same object (a stall's canopy, one bag of a "
         "pile); false where objects stand one behind another (vehicles parked in a row)"))
+    merge_touching: bool = Field(False, description=(
+        "tracks whose boxes touch in the frames they share are one object: bags heaped together are one "
+        "pile and one violation, not one per bag"))
 
     def label(self) -> str:
         return f"{self.zh} {self.en}"
@@ -110,7 +113,7 @@ class CategoryConfig(_Strict):
 # What differs per category; every other key takes CategoryConfig's default. A config's categories
 # section overrides these key by key.
 CATEGORY_DEFAULTS: dict[str, dict] = {
-    "garbage": {"zh": "暴露垃圾", "en": "Exposed garbage", "confidence": 0.20},
+    "garbage": {"zh": "暴露垃圾", "en": "Exposed garbage", "confidence": 0.20, "merge_touching": True},
     "parking": {"zh": "违规停车", "en": "Illegal parking", "confidence": 0.40, "max_residual_motion": 0.8,
                 "fold_nested": False},
     "stall": {"zh": "占道经营", "en": "Street stall", "confidence": 0.35},

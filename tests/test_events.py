@@ -56,6 +56,22 @@ def test_two_piles_side_by_side_are_two_violations():
     assert len(vs) == 2
 
 
+def test_bags_heaped_into_one_pile_are_one_violation_with_the_pile_box():
+    # three bags side by side, touching, seen on a panning camera: one pile, boxed whole as evidence
+    bags = [(100, 300, 180, 380), (180, 310, 260, 380), (255, 290, 330, 380)]
+    frames = [(t * 0.5, [det(t * 0.5, "garbage", (x1 - 40 * t, y1, x2 - 40 * t, y2), conf=0.5 + 0.1 * k, idx=k)
+                         for k, (x1, y1, x2, y2) in enumerate(bags)], shift(40 * t)) for t in range(6)]
+    vs, track_violation = run(frames)
+    assert len(vs) == 1 and vs[0].hits == 6 and len(vs[0].track_ids) == 3
+    assert set(track_violation.values()) == {0}
+    t = vs[0].best.t_s
+    assert vs[0].best.box == (100 - 80 * t, 290, 330 - 80 * t, 380)
+    # parked cars touching in a row stay one violation each: only garbage merges touching tracks
+    cars = [(t * 0.5, [det(t * 0.5, "parking", (100 + 120 * k, 300, 220 + 120 * k, 360), idx=k) for k in range(3)],
+             shift(0)) for t in range(6)]
+    assert len(run(cars)[0]) == 3
+
+
 def test_occlusion_gap_is_bridged_and_blips_are_dropped():
     box = (400, 300, 520, 400)
     frames = [(t, [det(t, "stall", box)] if t not in (2.0, 2.5) else [], shift(0)) for t in np.arange(0, 5, 0.5)]

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..geometry import touching
 from .encode import VideoWriter
 
 SIZE = (960, 720)  # 4:3, as many bodycams record; the photos are square
@@ -49,7 +50,7 @@ def piles(boxes: list[tuple[str | None, np.ndarray]]) -> list[tuple[str | None, 
         members = [box]
         for k in range(len(out) - 1, -1, -1):
             c, others = out[k]
-            if category is not None and c == category and any(_touch(o, m) for o in others for m in members):
+            if category is not None and c == category and any(touching(o, m) for o in others for m in members):
                 members += others
                 del out[k]
         out.append((category, members))
@@ -62,10 +63,6 @@ def _in_view(b: np.ndarray, x: float, y: float, s: float) -> np.ndarray | None:
     full = (b[2] - b[0]) * (b[3] - b[1]) * s * s
     shown = max(0.0, v[2] - v[0]) * max(0.0, v[3] - v[1])
     return v if full > 0 and shown / full >= VISIBLE_SHARE and v[3] - v[1] >= MIN_HEIGHT_PX else None
-
-
-def _touch(a: np.ndarray, b: np.ndarray) -> bool:
-    return bool(a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3])
 
 
 def pan_video(photo: Path, labels: Sequence[tuple[str, float, float, float, float]], out_dir: Path, name: str,
