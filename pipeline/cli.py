@@ -107,7 +107,7 @@ def ingest(
         out.print(f"  rejected {path}: {reason}", highlight=False)
 
 
-def _run(cfg: Config, model: Path | None):
+def _run(cfg: Config, model: Path | None, reprocess_reviewed: bool = False):
     from .progress import progress
     from .run import run as do_run
 
@@ -121,18 +121,22 @@ def _run(cfg: Config, model: Path | None):
             elif event == "frames" and task is not None:
                 bar.update(task, completed=round(info["t_s"], 1))
 
-        return do_run(state.workspace, cfg, model, progress=on)
+        return do_run(state.workspace, cfg, model, progress=on, reprocess_reviewed=reprocess_reviewed)
 
 
 @app.command()
 def run(
     config: Annotated[Path | None, typer.Option(help="Config YAML (default: configs/default.yaml).")] = None,
     model: Annotated[Path | None, typer.Option(help="YOLO weights, run alone (default: model.path and model.ensemble from config).")] = None,
+    reprocess_reviewed: Annotated[bool, typer.Option(
+        "--reprocess-reviewed", help="Also re-process sources whose current results analysts have reviewed "
+                                     "(their decisions stay with the earlier run; the new results are unreviewed).")] = False,
 ) -> None:
-    """Process every pending source: detect violations, cut evidence clips, write the database. Resumable."""
+    """Process every pending source: detect violations, cut evidence clips, write the database. Resumable.
+    Sources already reviewed keep their results when the model or config changes, unless --reprocess-reviewed."""
     with _friendly():
         cfg = _promoted(_config(config))
-        summary = _run(cfg, model)
+        summary = _run(cfg, model, reprocess_reviewed)
     _print_run(summary)
     if summary.failed:
         raise typer.Exit(1)
@@ -157,6 +161,9 @@ def _print_run(summary) -> None:
               f"{len(summary.rejected)} rejected, {len(summary.failed)} failed in {t.get('total', 0):.1f} s")
     for path, reason in summary.rejected + summary.failed:
         out.print(f"  {path}: {reason}", highlight=False, soft_wrap=True)
+    if summary.kept:
+        out.print(f"kept {summary.kept} reviewed sources with their earlier results and decisions "
+                  f"(已审核的 {summary.kept} 个源保留原结果); --reprocess-reviewed re-processes them", highlight=False)
 
 
 @app.command()

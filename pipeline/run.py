@@ -47,6 +47,7 @@ class RunSummary:
     violations: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, summed over sources
     counts: dict[str, int] = field(default_factory=dict)  # frames sampled, frames decoded
+    kept: int = 0  # reviewed sources left with their earlier results (not re-processed by this run key)
 
 
 def run_key(model_sha256: str, config_sha256: str) -> str:
@@ -87,8 +88,10 @@ def run(
     detector: Detector | None = None,
     progress: Callable[[str, dict], None] | None = None,
     max_sources: int | None = None,
+    reprocess_reviewed: bool = False,
 ) -> RunSummary:
-    """Process every source this model + config has not processed yet. Safe to run concurrently."""
+    """Process every source this model + config has not processed yet. Safe to run concurrently. Sources
+    whose current results an analyst has reviewed keep them unless ``reprocess_reviewed``."""
     ws.create()
     store = Store(ws.db_path)
     try:
@@ -100,7 +103,7 @@ def run(
         summary = RunSummary(run_id, key)
         t0 = time.perf_counter()
         while max_sources is None or summary.processed < max_sources:
-            job = store.claim_job(run_id, key, owner)
+            job = store.claim_job(run_id, key, owner, reprocess_reviewed=reprocess_reviewed)
             if job is None:
                 break
             if progress:
@@ -125,8 +128,10 @@ def run(
             for k, v in counts.items():
                 summary.counts[k] = summary.counts.get(k, 0) + v
         summary.timings["total"] = time.perf_counter() - t0
+        summary.kept = store.status_counts(key)["kept"]
         store.finish_run(run_id, {"processed": summary.processed, "failed": len(summary.failed),
                                   "rejected": len(summary.rejected), "violations": summary.violations,
+                                  "kept_reviewed": summary.kept,
                                   "timings": {k: round(v, 3) for k, v in summary.timings.items()},
                                   "counts": summary.counts})
         anchor.witness_quietly(ws, store, "run")  # the signed head, outside the database

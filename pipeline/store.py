@@ -183,6 +183,12 @@ CREATE TABLE promotions (
 MIGRATIONS: dict[int, str] = {1: SCHEMA_V1 + custody.SCHEMA, 2: SCHEMA_V2}
 
 LEASE_S = 600.0
+# a source whose current results carry an analyst's work: a decision on one of its violations, or a frame
+# marked complete (SQL on the alias ``s`` for sources)
+_REVIEWED = """(EXISTS (SELECT 1 FROM violations rv JOIN decisions rd ON rd.violation_id = rv.id
+                        WHERE rv.source_id = s.id AND rv.run_id = s.current_run_id)
+             OR EXISTS (SELECT 1 FROM frames rf JOIN frame_reviews rr ON rr.frame_id = rf.id
+                        WHERE rf.source_id = s.id AND rf.run_id = s.current_run_id))"""
 DECISION_ACTIONS = tuple(Action)
 REJECT_REASONS = tuple(RejectReason)
 
@@ -350,20 +356,24 @@ class Store:
             c.execute("UPDATE runs SET finished_at = ?, stats = ? WHERE id = ?", (now_iso(), json.dumps(stats), run_id))
             custody.append(c, "run_finished", "run", run_id, stats)
 
-    def claim_job(self, run_id: int, run_key: str, owner: str, lease_s: float = LEASE_S) -> Job | None:
+    def claim_job(self, run_id: int, run_key: str, owner: str, lease_s: float = LEASE_S,
+                  reprocess_reviewed: bool = False) -> Job | None:
         """Lease the next source this run_key has not done. Expired leases (crashed workers) are taken over;
-        a source that failed in this very run is not retried by it."""
+        a source that failed in this very run is not retried by it. A source whose current results an analyst
+        has reviewed is left alone unless ``reprocess_reviewed``: a new model must not silently replace
+        reviewed evidence with unreviewed results."""
         now = time.time()
         self.expire_dead_leases()
         with self.tx() as c:
             row = c.execute(
-                """SELECT s.id FROM sources s LEFT JOIN jobs j ON j.source_id = s.id AND j.run_key = ?
+                f"""SELECT s.id FROM sources s LEFT JOIN jobs j ON j.source_id = s.id AND j.run_key = ?
                    WHERE s.status = 'ready'
                      AND (j.source_id IS NULL
                           OR (j.status = 'processing' AND j.lease_expires < ?)
                           OR (j.status = 'failed' AND j.run_id != ?))
+                     AND (? OR NOT {_REVIEWED})
                    ORDER BY s.id LIMIT 1""",
-                (run_key, now, run_id),
+                (run_key, now, run_id, reprocess_reviewed),
             ).fetchone()
             if not row:
                 return None
@@ -670,9 +680,10 @@ class Store:
         return {r[0] for r in self.conn.execute("SELECT path FROM artifacts")}
 
     def status_counts(self, run_key: str | None = None) -> dict[str, int]:
-        counts = {"pending": 0, "processing": 0, "done": 0, "failed": 0, "rejected": 0}
+        counts = {"pending": 0, "processing": 0, "done": 0, "failed": 0, "rejected": 0, "kept": 0}
         for status, n in self.conn.execute(
-            """SELECT CASE WHEN s.status = 'rejected' THEN 'rejected'
+            f"""SELECT CASE WHEN s.status = 'rejected' THEN 'rejected'
+                           WHEN j.status IS NULL AND {_REVIEWED} THEN 'kept'
                            WHEN j.status IS NULL THEN 'pending'
                            WHEN j.status = 'processing' AND j.lease_expires < ? THEN 'pending'
                            ELSE j.status END, count(*)
