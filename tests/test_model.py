@@ -135,3 +135,18 @@ def test_int8_finds_what_fp32_finds(model_path, sample_files):
     assert total >= 10, total
     assert matched / total >= 0.9, (matched, total)
     assert sum(gaps) / len(gaps) <= 0.04, gaps
+
+
+@pytest.mark.slow
+def test_first_export_prints_one_progress_line_and_no_third_party_chatter(tmp_path, model_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("from pathlib import Path\n"
+            "from pipeline.backends.ultralytics_backend import exported, load_yolo\n"
+            f"print(exported(load_yolo(Path({str(model_path)!r})), 'test', 'onnx', 160))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "VAUDIT_CACHE": str(tmp_path)})
+    assert res.stdout.strip() == str(tmp_path / "test-160.onnx")
+    assert res.stderr.strip() == "preparing the onnx export for 160 px (once for these weights, about a minute) ..."

@@ -5,8 +5,13 @@ Every use of Ultralytics goes through ``prepare()`` first: no downloads, and eve
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +64,21 @@ def predict(yolo, images: list[np.ndarray], imgsz: int, floor: float, batch: int
     return out
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Ultralytics' banners and hints ("Visualize: netron.app") mean nothing to our users: hold them back.
+    Errors still surface as exceptions."""
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        LOGGER.setLevel(level)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("VAUDIT_CACHE", Path.home() / ".cache" / "vaudit"))
 
@@ -83,9 +103,12 @@ def exported(yolo, sha256: str, fmt: str, imgsz: int) -> Path:
         yolo.save(str(pt))
         from ultralytics import YOLO
 
+        print(f"preparing the {fmt} export for {imgsz} px (once for these weights, about a minute) ...",
+              file=sys.stderr, flush=True)
         try:
-            made = Path(YOLO(str(pt), task="detect").export(format=fmt, imgsz=imgsz, dynamic=True, simplify=True,
-                                                             verbose=False))
+            with quiet():
+                made = Path(YOLO(str(pt), task="detect").export(format=fmt, imgsz=imgsz, dynamic=True,
+                                                                 simplify=True, verbose=False))
         except Exception as e:  # noqa: BLE001 - missing exporter packages are a setup problem
             raise ModelError(f"cannot export the model to {fmt} (is the '{fmt}' package installed?): {e}") from None
         if not target.exists():
