@@ -95,7 +95,7 @@ def observe(video: Path, cfg: Config, det: YoloDetector, cache: Path = CACHE) ->
 
 def events(obs: list[tuple], cfg: Config) -> list[dict]:
     """The pipeline's violations for one video, each with its boxes per sampled time (for ``--why``)."""
-    tracks, found, _ = violations_from(obs, cfg)
+    tracks, found = violations_from(obs, cfg)
     return [{"category": v.category, "start_s": v.start_s, "end_s": v.end_s, "confidence": v.confidence,
              "boxes": {d.t_s: d.box for t in tracks if t.id in v.track_ids for d in t.detections}}
             for v in found]

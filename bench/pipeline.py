@@ -170,7 +170,7 @@ def run_baseline(video: str, cfg_path: str | None, model: str | None, q: mp.Queu
             timings["track"] += time.perf_counter() - t
             t = time.perf_counter()
         t = time.perf_counter()
-        _, violations, _ = events.finish()
+        _, violations = events.finish()
         timings["events"] = time.perf_counter() - t
         t = time.perf_counter()
         src = Source(0, "", video, 0, pr, None, None, None, "unknown")

@@ -28,21 +28,18 @@ class EventBuilder:
         self.thresholds = {c: cc.confidence for c, cc in cfg.categories.items()}
         self.tracker = Tracker.for_config(cfg)
 
-    def add(self, t_s: float, detections: list[Detection], to_ref: np.ndarray
-            ) -> tuple[list[Detection], dict[int, int]]:
-        """One sampled frame: (the detections kept, {index in that list: track id})."""
+    def add(self, t_s: float, detections: list[Detection], to_ref: np.ndarray) -> list[Detection]:
+        """One sampled frame: the detections kept, each with its ``track_id`` (None if untracked)."""
         kept = [d for d in detections if d.category is None or d.confidence >= self.thresholds[d.category]]
-        return kept, self.tracker.update(t_s, kept, to_ref)
+        return self.tracker.update(t_s, kept, to_ref)
 
-    def finish(self) -> tuple[list[Track], list[Violation], dict[int, int]]:
-        """(tracks, violations, {track id: index of its violation})."""
+    def finish(self) -> tuple[list[Track], list[Violation]]:
+        """The finished tracks and the violations judged from them (each names its tracks)."""
         tracks = self.tracker.finish()
-        violations, track_violation = judge(tracks, self.cfg)
-        return tracks, violations, track_violation
+        return tracks, judge(tracks, self.cfg)
 
 
-def violations_from(observations: Iterable[Observation], cfg: Config
-                    ) -> tuple[list[Track], list[Violation], dict[int, int]]:
+def violations_from(observations: Iterable[Observation], cfg: Config) -> tuple[list[Track], list[Violation]]:
     """A whole source's observations at once (what bench/events.py replays)."""
     builder = EventBuilder(cfg)
     for t_s, detections, to_ref in observations:

@@ -20,8 +20,8 @@ from .records import Box, Track, Violation
 from .track import center_distance
 
 
-def judge(tracks: Sequence[Track], cfg: Config) -> tuple[list[Violation], dict[int, int]]:
-    """Returns the violations (in time order) and {track id: index of its violation}."""
+def judge(tracks: Sequence[Track], cfg: Config) -> list[Violation]:
+    """The violations, in time order; each names the tracks it was judged from."""
     kept = []
     for tr in tracks:
         cc = cfg.categories[tr.category]
@@ -40,7 +40,7 @@ def judge(tracks: Sequence[Track], cfg: Config) -> tuple[list[Violation], dict[i
                 break
         else:
             groups.append(list(obj))
-    violations: list[tuple[Violation, list[int]]] = []
+    violations = []
     for g in groups:
         cc = cfg.categories[g[0].category]
         dets = [d for t in g for d in t.detections]
@@ -54,12 +54,9 @@ def judge(tracks: Sequence[Track], cfg: Config) -> tuple[list[Violation], dict[i
         top = sorted((max(x.confidence for x in fd) for fd in frames.values()), reverse=True)[:3]
         best = max(dets, key=lambda d: d.confidence)
         best = replace(best, box=union_box(d.box for d in frames[best.t_s]))
-        v = Violation(g[0].category, start, end, round(sum(top) / len(top), 4), len(frames), best,
-                      tuple(t.id for t in g))
-        violations.append((v, [t.id for t in g]))
-    violations.sort(key=lambda x: (x[0].start_s, x[0].category))
-    index = {tid: i for i, (_, tids) in enumerate(violations) for tid in tids}
-    return [v for v, _ in violations], index
+        violations.append(Violation(g[0].category, start, end, round(sum(top) / len(top), 4), len(frames), best,
+                                    tuple(t.id for t in g)))
+    return sorted(violations, key=lambda v: (v.start_s, v.category))
 
 
 def _objects(tracks: Sequence[Track], cfg: Config) -> list[list[Track]]:

@@ -74,6 +74,7 @@ class Detection:
     category: str | None  # violation category it feeds, None for context classes
     confidence: float
     box: Box
+    track_id: int | None = None  # set by the tracker; None for context classes and boxes it set aside
 
 
 @dataclass(frozen=True)

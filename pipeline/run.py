@@ -26,7 +26,7 @@ from . import __version__, anchor, evidence
 from .config import Config
 from .detect import Detector, YoloDetector
 from .events import EventBuilder
-from .records import Detection, Frame, Violation
+from .records import Detection, Frame, Source, Violation
 from .sample import DecodeError, Sampler
 from .store import Job, LeaseLost, Store, worker_id
 from .track import MotionEstimator
@@ -165,30 +165,65 @@ def _decode_thread(sampler: Sampler, motion: MotionEstimator, full: tuple[int, i
         q.put(e)
 
 
+@dataclass
+class _Observed:
+    """What detecting and tracking one source left: the sampled frames (without images), every kept
+    detection with its track id, and each track's best view waiting on disk."""
+
+    frames: list[Frame] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+    # track id -> (confidence, frame index, JPEG file): best views wait on disk, not in memory, so a
+    # long video's thousands of tracks do not grow the process
+    best: dict[int, tuple[float, int, Path]] = field(default_factory=dict)
+
+
 def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job: Job,
                    progress: Callable[[str, dict], None] | None = None
                    ) -> tuple[int, dict[str, float], dict[str, int]]:
+    """Sample, detect and track one source, judge its violations, stage their evidence and commit it all."""
     src = job.source
-    full = (src.probe.width, src.probe.height)
     timings = {"decode": 0.0, "motion": 0.0, "detect": 0.0, "track": 0.0, "events": 0.0, "clips": 0.0, "db": 0.0}
     media = str(ws.abs(src.original_copy)) if src.original_copy else src.path
     sampler = Sampler(media, cfg.sampling.rate, src.probe.rotation, cfg.sampling.max_side,
                       cfg.sampling.scene_keyframes)
+    stage = ws.tmp / f"{_safe_owner(job.owner)}-{src.id}"
+    shutil.rmtree(stage, ignore_errors=True)
+    (stage / "best").mkdir(parents=True)
+    try:
+        events = EventBuilder(cfg)
+        seen = _observe(store, det, job, sampler, events, stage, timings, progress)
+        t = time.perf_counter()
+        _, violations = events.finish()
+        timings["events"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        staged = _stage_evidence(src, media, cfg, sampler, seen, violations, stage, progress)
+        timings["clips"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        store.commit_source(
+            job, seen.frames, seen.detections, violations,
+            lambda i, vid, v: evidence.place(ws, staged[i], evidence.final_stem(ws, src, v, vid, cfg)),
+            timings, src.sha256,
+        )
+        timings["db"] = time.perf_counter() - t
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return len(violations), timings, {"frames": len(seen.frames), "decoded": sampler.stats.decoded,
+                                      "decode_errors": sampler.stats.decode_errors}
+
+
+def _observe(store: Store, det: Detector, job: Job, sampler: Sampler, events: EventBuilder, stage: Path,
+             timings: dict[str, float], progress: Callable[[str, dict], None] | None) -> _Observed:
+    """Decode in a thread; detect in batches and feed each frame to the events builder as it comes."""
+    src = job.source
+    full = (src.probe.width, src.probe.height)
     q: queue.Queue = queue.Queue(maxsize=_QUEUE_FRAMES)
     stop = threading.Event()
     th = threading.Thread(target=_decode_thread, args=(sampler, MotionEstimator(), full, q, stop, timings),
                           daemon=True)
     th.start()
-    events = EventBuilder(cfg)
-    frames: list[Frame] = []  # images dropped once used: only t_s/index are kept
-    dets: list[Detection] = []
-    det_track: dict[int, int] = {}
-    # track id -> (confidence, frame index, JPEG file): best views wait on disk, not in memory, so a
-    # long video's thousands of tracks do not grow the process
-    best: dict[int, tuple[float, int, Path]] = {}
-    stage = ws.tmp / f"{_safe_owner(job.owner)}-{src.id}"
-    shutil.rmtree(stage, ignore_errors=True)
-    (stage / "best").mkdir(parents=True)
+    seen = _Observed()
     last_renew = time.monotonic()
 
     def consume(batch: list[tuple[Frame, np.ndarray]]) -> None:
@@ -200,18 +235,17 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
         for d in found:
             by_frame.setdefault(d.frame_index, []).append(d)
         for f, to_ref in batch:
-            fd, assigned = events.add(f.t_s, by_frame.get(f.index, []), to_ref)
-            base = len(dets)
-            dets.extend(fd)
-            for k, tid in assigned.items():
-                det_track[base + k] = tid
-                conf = fd[k].confidence
-                if tid not in best or conf > best[tid][0]:
+            for d in events.add(f.t_s, by_frame.get(f.index, []), to_ref):
+                seen.detections.append(d)
+                tid = d.track_id
+                if tid is not None and (tid not in seen.best or d.confidence > seen.best[tid][0]):
                     path = stage / "best" / f"{tid}.jpg"
                     cv2.imwrite(str(path), f.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
-                    best[tid] = (conf, f.index, path)
-            frames.append(Frame(f.t_s, f.index, f.keyframe, np.empty(0, np.uint8)))
+                    seen.best[tid] = (d.confidence, f.index, path)
+            seen.frames.append(Frame(f.t_s, f.index, f.keyframe, np.empty(0, np.uint8)))  # image dropped
         timings["track"] += time.perf_counter() - t
+        if progress:
+            progress("frames", {"n": len(batch), "t_s": batch[-1][0].t_s})
 
     try:
         batch: list[tuple[Frame, np.ndarray]] = []
@@ -224,43 +258,35 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
             batch.append(item)
             if len(batch) >= getattr(det, "batch", 4):
                 consume(batch)
-                if progress:
-                    progress("frames", {"n": len(batch), "t_s": batch[-1][0].t_s})
                 batch = []
             if time.monotonic() - last_renew > _RENEW_EVERY_S:
                 store.renew_lease(job)
                 last_renew = time.monotonic()
         if batch:
             consume(batch)
-            if progress:
-                progress("frames", {"n": len(batch), "t_s": batch[-1][0].t_s})
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     finally:
         stop.set()
         th.join(timeout=10)
+    return seen
 
-    t = time.perf_counter()
-    _, violations, track_violation = events.finish()
-    timings["events"] = time.perf_counter() - t
 
-    t = time.perf_counter()
+def _stage_evidence(src: Source, media: str, cfg: Config, sampler: Sampler, seen: _Observed,
+                    violations: list[Violation], stage: Path,
+                    progress: Callable[[str, dict], None] | None) -> list[evidence.Staged]:
+    """Each violation's clip (stream copy) and annotated keyframe, written to the staging folder."""
+    full = (src.probe.width, src.probe.height)
     duration = max(src.probe.duration_s, sampler.stats.last_t_s)
     keyframes = sampler.stats.keyframe_times or [0.0]
-    frame_time = {f.index: f.t_s for f in frames}
-    on_frame: dict[int, list[int]] = {}
-    for k, d in enumerate(dets):
-        on_frame.setdefault(d.frame_index, []).append(k)
+    frame_time = {f.index: f.t_s for f in seen.frames}
 
-    def make_evidence(i: int, v: Violation) -> evidence.Staged:
+    def make(i: int, v: Violation) -> evidence.Staged:
         start, end = evidence.clip_range(v, cfg, keyframes, duration)
         files = evidence.cut_clip(src, media, start, end, stage / f"v{i}")
-        tid = max(v.track_ids, key=lambda k: best.get(k, (0.0,))[0])
-        _, fidx, jpg = best[tid]
+        tid = max(v.track_ids, key=lambda k: seen.best.get(k, (0.0,))[0])
+        _, fidx, jpg = seen.best[tid]
         image = cv2.imread(str(jpg), cv2.IMREAD_COLOR)
-        boxes = [(dets[k].box, dets[k].category, dets[k].confidence) for k in on_frame.get(fidx, [])
-                 if track_violation.get(det_track.get(k, -1)) == i]
+        boxes = [(d.box, d.category, d.confidence) for d in seen.detections
+                 if d.frame_index == fidx and d.track_id in v.track_ids]
         kf_t = frame_time[fidx]
         kf_path = stage / f"v{i}.jpg"
         evidence.annotate_keyframe(image, boxes, full, cfg, src.wall_clock(kf_t), kf_t, src.district, kf_path)
@@ -268,29 +294,15 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
         return evidence.Staged(files)
 
     staged: list[evidence.Staged] = []
-    try:
-        # ffmpeg cuts run as subprocesses: two at a time keep both cores busy at the end of a source
-        with ThreadPoolExecutor(max_workers=_CLIP_WORKERS) as pool:
-            futures = [pool.submit(make_evidence, i, v) for i, v in enumerate(violations)]
-            try:
-                for i, fut in enumerate(futures):
-                    staged.append(fut.result())
-                    if progress:
-                        progress("clip", {"i": i + 1, "n": len(violations)})
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
-                raise
-        timings["clips"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        det_violation = {k: track_violation[tid] for k, tid in det_track.items() if tid in track_violation}
-        store.commit_source(
-            job, frames, dets, violations, det_violation,
-            lambda i, vid, v: evidence.place(ws, staged[i], evidence.final_stem(ws, src, v, vid, cfg)),
-            timings, src.sha256,
-        )
-        timings["db"] = time.perf_counter() - t
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-    return len(violations), timings, {"frames": len(frames), "decoded": sampler.stats.decoded,
-                                      "decode_errors": sampler.stats.decode_errors}
+    # ffmpeg cuts run as subprocesses: two at a time keep both cores busy at the end of a source
+    with ThreadPoolExecutor(max_workers=_CLIP_WORKERS) as pool:
+        futures = [pool.submit(make, i, v) for i, v in enumerate(violations)]
+        try:
+            for i, fut in enumerate(futures):
+                staged.append(fut.result())
+                if progress:
+                    progress("clip", {"i": i + 1, "n": len(violations)})
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    return staged

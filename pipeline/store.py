@@ -429,14 +429,13 @@ class Store:
         frames: Sequence[Frame],
         detections: Sequence[Detection],
         violations: Sequence[Violation],
-        detection_violation: dict[int, int],
         place_artifacts: Callable[[int, int, Violation], list[Artifact]],
         timings: dict,
         source_sha256: str,
     ) -> list[int]:
         """Write everything one source produced, atomically.
 
-        ``detection_violation`` maps a detection's position in ``detections`` to its violation's position.
+        A detection belongs to the violation that names its ``track_id``.
         ``place_artifacts(index, violation_id, violation)`` moves staged files to their final names and
         returns them; it runs inside the transaction, so a failure there rolls every row back (and the
         next run's sweep removes any file it already moved).
@@ -457,6 +456,7 @@ class Store:
             )
             frame_ids = {f.index: first + i for i, f in enumerate(frames)}
             vids = []
+            track_violation: dict[int, int] = {}
             for i, v in enumerate(violations):
                 st, et = src.wall_clock(v.start_s), src.wall_clock(v.end_s)
                 x1, y1, x2, y2 = v.best.box
@@ -470,6 +470,7 @@ class Store:
                      "x1": x1, "y1": y1, "x2": x2, "y2": y2, "created_at": created},
                 )
                 vids.append(vid)
+                track_violation.update((tid, vid) for tid in v.track_ids)
                 arts = place_artifacts(i, vid, v)
                 c.executemany(
                     "INSERT INTO artifacts (violation_id, run_id, kind, path, sha256, size, source_sha256, start_s,"
@@ -487,9 +488,8 @@ class Store:
             c.executemany(
                 "INSERT INTO detections (frame_id, violation_id, cls, category, confidence, x1, y1, x2, y2)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
-                [(frame_ids[d.frame_index],
-                  vids[detection_violation[k]] if k in detection_violation else None,
-                  d.cls, d.category, d.confidence, *d.box) for k, d in enumerate(detections)],
+                [(frame_ids[d.frame_index], track_violation.get(d.track_id) if d.track_id is not None else None,
+                  d.cls, d.category, d.confidence, *d.box) for d in detections],
             )
             c.execute(
                 "UPDATE jobs SET status = 'done', lease_expires = NULL, timings = ?, finished_at = ?"

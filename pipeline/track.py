@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import median
 
 import cv2
@@ -160,8 +160,8 @@ class Tracker:
                    {c for c, cc in cfg.categories.items() if cc.fold_nested},
                    {c: cc.confidence for c, cc in cfg.categories.items()})
 
-    def update(self, t_s: float, detections: Sequence[Detection], to_ref: np.ndarray) -> dict[int, int]:
-        """Returns {position in ``detections``: track id} for the violation-category detections."""
+    def update(self, t_s: float, detections: Sequence[Detection], to_ref: np.ndarray) -> list[Detection]:
+        """Returns ``detections`` with their ``track_id`` set (None where no track took them)."""
         still = []
         for tr in self._open:
             (still if t_s - tr.dets[-1].t_s <= self.max_gap_s else self._closed).append(tr)
@@ -192,7 +192,7 @@ class Tracker:
             move = math.hypot((sb[0] + sb[2] - tr.stab[-1][0] - tr.stab[-1][2]) / 2,
                               (sb[1] + sb[3] - tr.stab[-1][1] - tr.stab[-1][3]) / 2)
             tr.residuals.append(move / h / dt)
-            tr.dets.append(d)
+            tr.dets.append(replace(d, track_id=tr.id))
             tr.stab.append(sb)
             assigned[k] = tr.id
             used.add(tr.id)
@@ -206,11 +206,11 @@ class Tracker:
             if twin is not None:
                 assigned[k] = assigned[twin]
             else:
-                tr = _Open(self._next_id, d.category, [d], [sb])
+                tr = _Open(self._next_id, d.category, [replace(d, track_id=self._next_id)], [sb])
                 self._next_id += 1
                 self._open.append(tr)
                 assigned[k] = tr.id
-        return assigned
+        return [replace(d, track_id=assigned.get(k)) for k, d in enumerate(detections)]
 
     def finish(self) -> list[Track]:
         done = self._closed + self._open

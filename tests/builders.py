@@ -69,13 +69,12 @@ def build_workspace(tmp: Path, items: list[Known], seconds: int = 8) -> tuple[Wo
         job = store.claim_job(run_id, "builder", "builder:1")
         assert job is not None and job.source.id == sid
         src = job.source
-        frames, dets, violations, det_v = [], [], [], {}
+        frames, dets, violations = [], [], []
         for j, k in enumerate(ks):
             f = Frame(k.start_s, j, True, np.empty(0, np.uint8))
-            d = Detection(j, k.start_s, k.category, k.category, k.confidence, (40.0, 40.0, 200.0, 180.0))
+            d = Detection(j, k.start_s, k.category, k.category, k.confidence, (40.0, 40.0, 200.0, 180.0), track_id=j)
             frames.append(f)
             dets.append(d)
-            det_v[j] = j
             violations.append(Violation(k.category, k.start_s, k.end_s, k.confidence, 3, d, (j,)))
         stage = ws.tmp / f"builder-{sid}"
         stage.mkdir(parents=True, exist_ok=True)
@@ -90,7 +89,7 @@ def build_workspace(tmp: Path, items: list[Known], seconds: int = 8) -> tuple[Wo
             files.append(evidence.StagedFile("keyframe", kf, v.start_s, v.start_s, None))
             staged.append(evidence.Staged(files))
         vids = store.commit_source(
-            job, frames, dets, violations, det_v,
+            job, frames, dets, violations,
             lambda j, vid, v, staged=staged, src=src: evidence.place(
                 ws, staged[j], evidence.final_stem(ws, src, v, vid, cfg)),
             {}, src.sha256,

@@ -24,8 +24,8 @@ def shift(dx: float, dy: float = 0.0, s: float = 1.0) -> np.ndarray:
 
 
 def run(frames: list[tuple[float, list[Detection], np.ndarray]], cfg=CFG):
-    _, violations, track_violation = violations_from(frames, cfg)
-    return violations, track_violation
+    tracks, violations = violations_from(frames, cfg)
+    return violations, tracks
 
 
 def test_detections_below_their_category_threshold_are_not_evidence():
@@ -61,9 +61,8 @@ def test_bags_heaped_into_one_pile_are_one_violation_with_the_pile_box():
     bags = [(100, 300, 180, 380), (180, 310, 260, 380), (255, 290, 330, 380)]
     frames = [(t * 0.5, [det(t * 0.5, "garbage", (x1 - 40 * t, y1, x2 - 40 * t, y2), conf=0.5 + 0.1 * k, idx=k)
                          for k, (x1, y1, x2, y2) in enumerate(bags)], shift(40 * t)) for t in range(6)]
-    vs, track_violation = run(frames)
-    assert len(vs) == 1 and vs[0].hits == 6 and len(vs[0].track_ids) == 3
-    assert set(track_violation.values()) == {0}
+    vs, tracks = run(frames)
+    assert len(vs) == 1 and vs[0].hits == 6 and set(vs[0].track_ids) == {t.id for t in tracks} and len(tracks) == 3
     t = vs[0].best.t_s
     assert vs[0].best.box == (100 - 80 * t, 290, 330 - 80 * t, 380)
     # parked cars touching in a row stay one violation each: only garbage merges touching tracks
