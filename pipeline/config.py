@@ -32,7 +32,7 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    path: str = Field("models/vaudit-det-real.pt", description=(
+    path: str = Field("models/vaudit-det-real2.pt", description=(
         "the detector's weights (models/ holds the shipped ones, each with its card); relative paths resolve "
         "against the project root, then the working folder"))
     ensemble: list[str] = Field(default_factory=list, description=(
@@ -113,8 +113,8 @@ class CategoryConfig(_Strict):
 # What differs per category; every other key takes CategoryConfig's default. A config's categories
 # section overrides these key by key.
 CATEGORY_DEFAULTS: dict[str, dict] = {
-    "garbage": {"zh": "暴露垃圾", "en": "Exposed garbage", "confidence": 0.20, "merge_touching": True},
-    "parking": {"zh": "违规停车", "en": "Illegal parking", "confidence": 0.40, "max_residual_motion": 0.8,
+    "garbage": {"zh": "暴露垃圾", "en": "Exposed garbage", "confidence": 0.15, "merge_touching": True},
+    "parking": {"zh": "违规停车", "en": "Illegal parking", "confidence": 0.50, "max_residual_motion": 0.8,
                 "fold_nested": False},
     "stall": {"zh": "占道经营", "en": "Street stall", "confidence": 0.35},
 }

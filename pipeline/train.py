@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from .backends.ultralytics_backend import prepare
+from .config import Config, load
 from .records import CLASSES
 
 WOOSONG_CREDIT = (
@@ -268,6 +269,9 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
 
     Each model gets its own work folder (runs/train/<name>), so a fine-tune can read the data.yaml of
     the run it continues."""
+    # read now, not after hours of training: a config edited (or a schema changed) meanwhile must not
+    # lose the run's card, and a broken one should fail before training starts
+    cfg = load() if real_sets else None
     work = (work or Path("runs/train") / out.stem).resolve()
     work.mkdir(parents=True, exist_ok=True)
     yamls = [Path(d).resolve() for d in data]
@@ -309,7 +313,7 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
     if real_yaml:
         metrics["woosong valid (real)"] = evaluate(out, real_yaml, imgsz)
     info = {
-        **({"real": measure_real(out, real_sets)} if real_sets else {}),
+        **({"real": measure_real(out, real_sets, cfg)} if real_sets else {}),
         "name": out.stem, "arch": arch.replace(".yaml", ""), "imgsz": imgsz, "epochs": res.epochs, "batch": batch,
         "size_mb": round(out.stat().st_size / 1e6, 1), "command": command, "data": sources,
         "machine": res.device, "train_seconds": round(res.seconds, 1), "metrics": metrics,
@@ -318,14 +322,13 @@ def train_recipe(out: Path, *, data: list[Path] = (), synth: int = 0, synth_seed
     return info
 
 
-def measure_real(model: Path, data: Path) -> dict:
+def measure_real(model: Path, data: Path, cfg: Config | None = None) -> dict:
     """The model alone on every real set's holdout, as `vaudit evaluate --real-sets` measures it: the
-    default config's input size, precision and thresholds."""
-    from .config import load
+    (default) config's input size, precision and thresholds."""
     from .realdata import available
     from .realeval import evaluate_real
 
-    return evaluate_real(load(), available(data), model=model, data=data)
+    return evaluate_real(cfg or load(), available(data), model=model, data=data)
 
 
 SMALL_SET_IMAGES = 700  # a real set with fewer training photos is linked repeatedly up to about this many
