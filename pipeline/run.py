@@ -26,6 +26,7 @@ from . import __version__, anchor, evidence
 from .config import Config
 from .detect import Detector, YoloDetector
 from .events import EventBuilder
+from .geometry import union_box
 from .records import Detection, Frame, Source, Violation
 from .sample import DecodeError, Sampler
 from .store import Job, LeaseLost, Store, worker_id
@@ -285,8 +286,9 @@ def _stage_evidence(src: Source, media: str, cfg: Config, sampler: Sampler, seen
         tid = max(v.track_ids, key=lambda k: seen.best.get(k, (0.0,))[0])
         _, fidx, jpg = seen.best[tid]
         image = cv2.imread(str(jpg), cv2.IMREAD_COLOR)
-        boxes = [(d.box, d.category, d.confidence) for d in seen.detections
-                 if d.frame_index == fidx and d.track_id in v.track_ids]
+        parts = [d for d in seen.detections if d.frame_index == fidx and d.track_id in v.track_ids]
+        # one box per violation: a pile's bags are drawn as the pile
+        boxes = [(union_box(d.box for d in parts), v.category, max(d.confidence for d in parts))]
         kf_t = frame_time[fidx]
         kf_path = stage / f"v{i}.jpg"
         evidence.annotate_keyframe(image, boxes, full, cfg, src.wall_clock(kf_t), kf_t, src.district, kf_path)
