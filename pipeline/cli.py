@@ -75,7 +75,7 @@ def _store():
         state.workspace.create()
     except OSError as e:
         raise StoreError(f"cannot create workspace {state.workspace.root}: {e.strerror}") from None
-    return Store(state.workspace.db_path)
+    return Store(state.workspace.db)
 
 
 @app.command()
@@ -146,7 +146,7 @@ def _promoted(cfg: Config) -> Config:
     """The config with the model last promoted (`vaudit models promote`) in place of its own."""
     from .registry import effective_config
 
-    if not state.workspace.db_path.exists():
+    if not state.workspace.has_db:
         return cfg
     store = _store()
     try:
