@@ -257,7 +257,10 @@ def reserve_ids(conn: Connection, table: str, n: int) -> list[int]:
 def schema_version(conn: Connection) -> int:
     if not is_pg(conn):
         return conn.execute("PRAGMA user_version").fetchone()[0]
-    if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+    # a query on the catalog, not to_regclass(): that may answer from a catalog snapshot taken before
+    # this transaction got the chain lock, and miss a table another process just created
+    if not conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+                        " AND tablename = 'schema_version'").fetchone()[0]:
         return 0
     row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
     return row[0] or 0

@@ -47,12 +47,13 @@ class TempServer:
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{dbname}"
 
-    def create_database(self, name: str) -> str:
-        """An empty database (UTF-8, C collation: text sorts by code point, as in SQLite); returns its URL."""
+    def create_database(self, name: str, template: str = "template0") -> str:
+        """An empty database (UTF-8), or a copy of ``template`` (which must have no open connection);
+        returns its URL."""
         import psycopg
 
         with psycopg.connect(self.url(), autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{name}" ENCODING UTF8 LC_COLLATE "C" LC_CTYPE "C" TEMPLATE template0')
+            c.execute(f'CREATE DATABASE "{name}" ENCODING UTF8 TEMPLATE "{template}"')
         return self.url(name)
 
     def drop_database(self, name: str) -> None:

@@ -59,9 +59,9 @@ def run_key(model_sha256: str, config_sha256: str) -> str:
     return hashlib.sha256(f"{model_sha256}:{config_sha256}:{__version__}".encode()).hexdigest()[:16]
 
 
-def sweep(ws: Workspace, store: Store, owner: str) -> int:
-    """Remove files a killed run left: staging folders of dead workers, and, when no other worker is
-    active, clips and keyframes that no committed row references."""
+def sweep(ws: Workspace, store: Store, owner: str, placed: bool = True) -> int:
+    """Remove files a killed run left: staging folders of dead workers, and (``placed``), when no other
+    worker is active, clips and keyframes that no committed row references."""
     staged = list(ws.tmp.iterdir()) if ws.tmp.exists() else []
     # leases are read after the listing: a worker makes its staging folder after taking its lease, so the
     # owner of any folder listed above that is still at work is among ``others``
@@ -71,7 +71,7 @@ def sweep(ws: Workspace, store: Store, owner: str) -> int:
         if not any(d.name.startswith(_safe_owner(o) + "-") for o in others):
             shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
             removed += 1
-    if not others:
+    if placed and not others:
         with store.tx():  # the write (chain) lock: no worker can be placing a committed file meanwhile
             referenced = store.referenced_paths()
             for base in (ws.clips, ws.frames):
@@ -140,10 +140,13 @@ def run(
     reprocess_reviewed: bool = False,
     lease_s: float = LEASE_S,
     worker: str | None = None,
+    wait: bool = False,
 ) -> RunSummary:
     """Process every source this model + config has not processed yet. Safe to run concurrently, from
     one machine or (on PostgreSQL) many: ``worker`` names this one in leases (default: the host name).
-    Sources whose current results an analyst has reviewed keep them unless ``reprocess_reviewed``."""
+    ``wait``: with nothing left to take, stay while other workers hold sources, to take over any whose
+    worker dies (its lease runs out); return when none is held. Sources whose current results an analyst
+    has reviewed keep them unless ``reprocess_reviewed``."""
     ws.create()
     store = Store(ws.db)
     heartbeat: Heartbeat | None = None
@@ -159,6 +162,9 @@ def run(
         while max_sources is None or summary.processed < max_sources:
             job = store.claim_job(run_id, key, owner, lease_s, reprocess_reviewed=reprocess_reviewed)
             if job is None:
+                if wait and store.active_leases(exclude_owner=owner):
+                    time.sleep(lease_s / _BEATS_PER_LEASE)
+                    continue
                 break
             if progress:
                 progress("source", {"path": job.source.path, "duration_s": job.source.probe.duration_s})
@@ -184,6 +190,7 @@ def run(
                 summary.counts[k] = summary.counts.get(k, 0) + v
         summary.timings["total"] = time.perf_counter() - t0
         summary.kept = store.status_counts(key)["kept"]
+        sweep(ws, store, owner, placed=False)  # what workers that died meanwhile left in staging
         store.finish_run(run_id, {"processed": summary.processed, "failed": len(summary.failed),
                                   "rejected": len(summary.rejected), "violations": summary.violations,
                                   "kept_reviewed": summary.kept,

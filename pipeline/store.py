@@ -782,7 +782,7 @@ class Store:
             LEFT JOIN artifacts proxy ON proxy.violation_id = v.id AND proxy.kind = 'proxy'
             LEFT JOIN artifacts kf ON kf.violation_id = v.id AND kf.kind = 'keyframe'
             {"WHERE " + " AND ".join(where) if where else ""}
-            ORDER BY s.district, v.start_time, v.source_id, v.start_s"""
+            ORDER BY s.district, v.start_time, v.source_id, v.start_s, v.id"""
         return self.query(sql, params)
 
 

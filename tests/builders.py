@@ -50,11 +50,13 @@ def _video(path: Path, seconds: int, seed: int) -> Path:
     return path
 
 
-def build_workspace(tmp: Path, items: list[Known], seconds: int = 8) -> tuple[Workspace, Store]:
-    """A workspace holding exactly ``items`` as violations (one run), with real clips and keyframes."""
+def build_workspace(tmp: Path, items: list[Known], seconds: int = 8,
+                    database: str | None = None) -> tuple[Workspace, Store]:
+    """A workspace holding exactly ``items`` as violations (one run), with real clips and keyframes;
+    its database is ``database`` (a PostgreSQL URL), else the workspace's own SQLite file."""
     cfg = config_mod.load()
-    ws = Workspace(tmp / "ws").create()
-    store = Store(ws.db_path)
+    ws = Workspace(tmp / "ws", database=database).create()
+    store = Store(ws.db)
     groups: dict[str, list[Known]] = {}
     for i, k in enumerate(items):
         groups.setdefault(k.source_key or f"src{i}", []).append(k)

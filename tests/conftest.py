@@ -55,3 +55,42 @@ def model_path() -> Path:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
+
+
+# -- the evidence database on both engines ---------------------------------------------------------------
+# PostgreSQL is a real server from Debian's packages, started once per session in a temporary folder (as
+# the `postgres` user when the tests run as root), one fresh database per test, removed at the end.
+
+ENGINES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    from pipeline import pgtemp
+
+    server = pgtemp.start()
+    yield server
+    server.stop()
+
+
+def new_pg_database(server, request) -> str:
+    import re
+    import uuid
+
+    name = re.sub(r"\W", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
+    url = server.create_database(name)
+    request.addfinalizer(lambda: server.drop_database(name))
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_server, request) -> str:
+    """A fresh, empty PostgreSQL database for this test."""
+    return new_pg_database(pg_server, request)
+
+
+def database_for(engine: str, request) -> str | None:
+    """None for SQLite (the workspace's own evidence.db), else a fresh PostgreSQL database's URL."""
+    if engine == "sqlite":
+        return None
+    return new_pg_database(request.getfixturevalue("pg_server"), request)
