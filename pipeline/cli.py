@@ -254,6 +254,7 @@ def status(
     for w in f.workers:
         speed = f", {w.speed:.1f}x real time" if w.speed else ""
         holding = f" on {Path(w.source).name}" if w.source else ""
+        holding += f" (no heartbeat for {w.silent_s:.0f} s)" if w.state == "gone" else ""
         out.print(f"  run {w.run_id} {w.owner or w.host} ({w.host} pid {w.pid}): {w.state}{holding}; {w.done} sources, "
                   f"{w.footage_s / 60:.1f} min of footage in {w.elapsed_s / 60:.1f} min{speed}", highlight=False,
                   soft_wrap=True)

@@ -85,16 +85,19 @@ def sweep(ws: Workspace, store: Store, owner: str, placed: bool = True) -> int:
 
 
 class Heartbeat:
-    """Renews the lease on the source being processed every ``lease_s / 6`` seconds, from its own thread
-    and database connection, so neither a long decode nor a slow clip cut lets it lapse. A worker that
-    dies stops renewing, and once its lease runs out another worker (on any machine) takes the source."""
+    """Every ``lease_s / 6`` seconds, from its own thread and database connection: marks the run alive and
+    renews the lease on the source being processed, so neither a long decode nor a slow clip cut lets it
+    lapse. A worker that dies stops beating; once its lease runs out another worker (on any machine)
+    takes its source, and ``vaudit status`` shows it gone."""
 
-    def __init__(self, target: str | Path, lease_s: float):
+    def __init__(self, target: str | Path, run_id: int, lease_s: float):
+        self.run_id = run_id
         self.lease_s = lease_s
         self._job: Job | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._store = Store(target, migrate=False)
+        self._store.beat(run_id, lease_s)
         self._thread = threading.Thread(target=self._beat, name="vaudit-heartbeat", daemon=True)
         self._thread.start()
 
@@ -112,11 +115,11 @@ class Heartbeat:
         while not self._stop.wait(self.lease_s / _BEATS_PER_LEASE):
             with self._lock:
                 job = self._job
-            if job is None:
-                continue
             try:
-                # False once the job is committed (or taken over): commit_source decides which, not us
-                self._store.renew_lease(job, self.lease_s)
+                self._store.beat(self.run_id, self.lease_s)
+                if job is not None:
+                    # False once the job is committed (or taken over): commit_source decides which, not us
+                    self._store.renew_lease(job, self.lease_s)
             except db.DatabaseError as e:  # the next beat tries again; the lease has five beats to spare
                 print(f"warning: lease not renewed: {e}", file=sys.stderr)
 
@@ -156,7 +159,7 @@ def run(
         run_id = store.start_run(key, " + ".join(map(str, det.paths)), det.sha256, cfg.snapshot(), cfg.sha256(), __version__)
         owner = worker_id(worker)
         sweep(ws, store, owner)
-        heartbeat = Heartbeat(ws.db, lease_s)
+        heartbeat = Heartbeat(ws.db, run_id, lease_s)
         summary = RunSummary(run_id, key)
         t0 = time.perf_counter()
         while max_sources is None or summary.processed < max_sources:

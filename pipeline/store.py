@@ -466,6 +466,13 @@ class Store:
                 (time.time() + lease_s, job.source.id, job.run_key, job.owner),
             ).rowcount > 0
 
+    def beat(self, run_id: int, lease_s: float) -> None:
+        """A running worker's heartbeat: its unfinished run's stats say when it was last alive (and for how
+        long silence is fine), so ``vaudit status`` on any machine can tell a dead worker from a slow one."""
+        with self.tx(chain=False) as c:
+            c.execute("UPDATE runs SET stats = ? WHERE id = ? AND finished_at IS NULL",
+                      (json.dumps({"alive_at": round(time.time(), 3), "lease_s": lease_s}), run_id))
+
     def fail_job(self, job: Job, error: str) -> None:
         with self.tx() as c:
             c.execute(

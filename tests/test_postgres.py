@@ -128,6 +128,9 @@ def test_a_dead_workers_source_is_taken_over_and_its_late_commit_refused(pg_url)
     later = fleet.fleet(store, "key", now=time.time() + 1000)
     assert later.trouble == []
     assert {w.run_id: w.state for w in later.workers} == {r1: "gone", r2: "gone"}  # neither finished its run
+    store.beat(r2, 300.0)  # r2's heartbeat: silence up to its own lease (300 s) is fine
+    in_200_s = fleet.fleet(store, "key", now=time.time() + 200).workers
+    assert {w.run_id: w.state for w in in_200_s} == {r1: "gone", r2: "idle"}
     store.finish_run(r2, {})
     assert {w.run_id: (w.state, w.done) for w in fleet.fleet(store, "key").workers}[r2] == ("finished", 1)
     store.close()
