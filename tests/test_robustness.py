@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, ffmpeg, make_video
+from conftest import ROOT, database_for, ffmpeg, make_video
 
 pytestmark = pytest.mark.slow
 VAUDIT = [sys.executable, "-m", "pipeline.cli"]
@@ -135,11 +135,14 @@ def test_hevc_and_avi_get_browser_proxies(corpus, model_path, tmp_path):
     assert by_source["hevc.mp4"]["clip_path"].endswith(".mp4")
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sigkill_at_random_points_then_resume(seed, model_path, sample_files, tmp_path, reference_listing):
+@pytest.mark.parametrize("seed,engine", [(1, "sqlite"), (2, "sqlite"), (3, "sqlite"), (1, "postgresql")])
+def test_sigkill_at_random_points_then_resume(seed, engine, model_path, sample_files, tmp_path, reference_listing,
+                                              request):
     import random
 
     ws = tmp_path / "ws"
+    if url := database_for(engine, request):
+        vaudit(ws, "db", "use", url, check=True)
     vaudit(ws, "ingest", str(ROOT / "samples"), check=True)
     rng = random.Random(seed)
     for _ in range(2):
