@@ -195,7 +195,7 @@ def test_command_line_against_postgresql(tmp_path, pg_url, pg_server):
     assert vaudit("--workspace", ws, "db", "use", pg_url).returncode == 0  # later commands need no --db
     assert (tmp_path / "ws" / "workspace.yaml").stat().st_mode & 0o077 == 0
     doctor = vaudit("--workspace", ws, "doctor")
-    assert f"127.0.0.1:{pg_server.port}" in doctor.stdout and "schema version 1, ok" in doctor.stdout
+    assert f"127.0.0.1:{pg_server.port}" in doctor.stdout and f"schema version {SCHEMA_VERSION}, ok" in doctor.stdout
     st = vaudit("--workspace", ws, "status")
     assert st.returncode == 0 and "pending 0" in st.stdout
     bad = vaudit("--workspace", ws, "--db", f"postgresql://nobody:secret@127.0.0.1:{pg_server.port}/none", "status")
