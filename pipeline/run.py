@@ -38,6 +38,7 @@ from .workspace import Workspace
 
 _QUEUE_FRAMES = 16
 _BEATS_PER_LEASE = 6
+_WAIT_POLL_S = 1.0
 _CLIP_WORKERS = 2
 
 
@@ -166,7 +167,7 @@ def run(
             job = store.claim_job(run_id, key, owner, lease_s, reprocess_reviewed=reprocess_reviewed)
             if job is None:
                 if wait and store.active_leases(exclude_owner=owner):
-                    time.sleep(lease_s / _BEATS_PER_LEASE)
+                    time.sleep(_WAIT_POLL_S)  # one small query a second while the others finish
                     continue
                 break
             if progress:

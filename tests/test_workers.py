@@ -13,7 +13,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import ROOT, SAMPLES, ffmpeg
+from conftest import ROOT
+
+from bench.workers import join_samples
 
 pytestmark = pytest.mark.slow
 VAUDIT = [sys.executable, "-m", "pipeline.cli"]
@@ -34,14 +36,7 @@ def _key(rows: list[dict]) -> list[tuple]:
 def footage(tmp_path_factory) -> Path:
     """Six distinct 40 s sources (pairs of the shipped samples, joined by stream copy), on 'shared storage'."""
     shared = tmp_path_factory.mktemp("shared") / "footage"
-    shared.mkdir()
-    samples = sorted(SAMPLES.rglob("*.mp4"))
-    pairs = [(0, 1), (1, 2), (2, 3), (3, 0), (0, 2), (1, 3)]
-    for n, (a, b) in enumerate(pairs):
-        listing = shared.parent / f"pair{n}.txt"
-        listing.write_text(f"file '{samples[a]}'\nfile '{samples[b]}'\n")
-        ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
-               str(shared / f"VID_2026110{n + 1}_0900{n:02d}.mp4"))
+    join_samples(shared, sources=6, per=2)
     return shared
 
 
