@@ -85,7 +85,14 @@ def measure(footage: Path, work: Path, workers: int, url: str | None) -> dict:
     per_worker = [int(o.split(":")[1].split("sources processed")[0]) for o, _ in outs]
     if _vaudit(machines[-1], "verify").find("intact") < 0:
         raise SystemExit("vaudit verify did not report the evidence intact")
-    return {"wall_s": wall, "sources_per_worker": per_worker, "listing": _listing(machines[0])}
+    from pipeline.store import Store
+
+    store = Store(url or work / "evidence.db")
+    stats = [json.loads(r["stats"]) for r in store.query("SELECT stats FROM runs WHERE finished_at IS NOT NULL")]
+    store.close()
+    # the commit of one source's rows and files (the stage that holds the database's write or chain lock)
+    db_s = sum(s["timings"].get("db", 0.0) for s in stats) / max(1, sum(s["processed"] for s in stats))
+    return {"wall_s": wall, "sources_per_worker": per_worker, "listing": _listing(machines[0]), "db_s": db_s}
 
 
 def main() -> None:
@@ -140,16 +147,19 @@ def main() -> None:
             results.append({"engine": engine, "workers": n, "wall_s": round(best["wall_s"], 2),
                             "x_real_time": round(footage_s / best["wall_s"], 2),
                             "sources_per_worker": best["sources_per_worker"], "same_evidence": same,
-                            "violations": len(best["listing"])})
+                            "violations": len(best["listing"]), "commit_s_per_source": round(best["db_s"], 3)})
             print(f"  {engine:10} {n} worker(s): {best['wall_s']:6.1f} s wall, {footage_s / best['wall_s']:5.1f}x real "
-                  f"time, sources per worker {best['sources_per_worker']}, same evidence: {'yes' if same else 'NO'}",
+                  f"time, sources per worker {best['sources_per_worker']}, commit {best['db_s']:.3f} s per source, "
+                  f"same evidence: {'yes' if same else 'NO'}",
                   flush=True)
         one = next(r for r in results if r["engine"] == "postgresql" and r["workers"] == 1) \
             if any(r["engine"] == "postgresql" and r["workers"] == 1 for r in results) else results[0]
-        print(f"\n{'engine':10} {'workers':>7} {'wall s':>7} {'x real time':>11} {'ratio to 1 worker':>17}")
+        print(f"\n{'engine':10} {'workers':>7} {'wall s':>7} {'x real time':>11} {'ratio to 1 worker':>17} "
+              f"{'commit s/source':>15}")
         for r in results:
             r["ratio"] = round(r["x_real_time"] / one["x_real_time"], 2)
-            print(f"{r['engine']:10} {r['workers']:>7} {r['wall_s']:>7.1f} {r['x_real_time']:>11.2f} {r['ratio']:>17.2f}")
+            print(f"{r['engine']:10} {r['workers']:>7} {r['wall_s']:>7.1f} {r['x_real_time']:>11.2f} {r['ratio']:>17.2f} "
+                  f"{r['commit_s_per_source']:>15.3f}")
         if not all(r["same_evidence"] for r in results):
             raise SystemExit("configurations disagree on the evidence")
         if args.json:

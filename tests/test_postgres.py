@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from conftest import ROOT
 
@@ -185,6 +186,25 @@ def test_copy_sqlite_into_postgresql_and_back_keeps_every_row_and_the_chain(tmp_
     refused = vaudit("db", "copy", str(ws.db_path), pg_url)
     assert refused.returncode == 1 and "already holds a vaudit database" in refused.stderr
     assert refused.stderr.count("\n") == 1
+
+    # a backup of the PostgreSQL database is an SQLite file with the same chain
+    r = vaudit("--workspace", str(ws.root), "--db", pg_url, "backup", str(tmp_path / "backups"))
+    assert r.returncode == 0 and "integrity ok" in r.stdout, r.stderr
+    (manifest,) = (tmp_path / "backups").glob("*.manifest.json")
+    m = __import__("json").loads(manifest.read_text())
+    assert m["rows"]["violations"] == 3 and m["custody_head"]["seq"] == custody_rows(pg_url)
+
+    # a row changed behind the log, straight in PostgreSQL, is found by verify with the entry that disagrees
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        vid = c.execute("SELECT id FROM violations WHERE status = 'pending'").fetchone()[0]
+        c.execute("UPDATE violations SET status = 'confirmed' WHERE id = %s", (vid,))
+    r = vaudit("--workspace", str(ws.root), "--db", pg_url, "verify")
+    assert r.returncode == 1 and f"violation {vid}: status is 'confirmed' in the table, but the custody log" in r.stdout
+
+
+def custody_rows(url: str) -> int:
+    with psycopg.connect(url) as c:
+        return c.execute("SELECT count(*) FROM custody").fetchone()[0]
 
 
 def test_command_line_against_postgresql(tmp_path, pg_url, pg_server):
