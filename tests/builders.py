@@ -19,7 +19,7 @@ from pipeline import evidence
 from pipeline.ingest import ingest
 from pipeline.records import Decision, Detection, Frame, Violation
 from pipeline.store import Store
-from pipeline.workspace import Workspace
+from pipeline.workspace import Workspace, write_config
 
 
 @dataclass
@@ -56,6 +56,8 @@ def build_workspace(tmp: Path, items: list[Known], seconds: int = 8,
     its database is ``database`` (a PostgreSQL URL), else the workspace's own SQLite file."""
     cfg = config_mod.load()
     ws = Workspace(tmp / "ws", database=database).create()
+    if database:  # so that `vaudit -w WS ...` in a subprocess finds it too
+        write_config(ws.root, database, None)
     store = Store(ws.db)
     groups: dict[str, list[Known]] = {}
     for i, k in enumerate(items):

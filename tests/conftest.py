@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import config as config_mod
-from pipeline.workspace import Workspace
+from pipeline.workspace import Workspace, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -87,6 +87,22 @@ def new_pg_database(server, request) -> str:
 def pg_url(pg_server, request) -> str:
     """A fresh, empty PostgreSQL database for this test."""
     return new_pg_database(pg_server, request)
+
+
+def copy_workspace(template: Workspace, dest: Path, request) -> Workspace:
+    """A copy of a built workspace for one test: its folder, and its PostgreSQL database if it has one
+    (``CREATE DATABASE ... TEMPLATE``: a file copy on the server, as cheap as copying the SQLite file)."""
+    import uuid
+
+    root = shutil.copytree(template.root, dest)
+    if template.database is None:
+        return Workspace(root)
+    server = request.getfixturevalue("pg_server")
+    name = f"copy_{uuid.uuid4().hex}"
+    request.addfinalizer(lambda: server.drop_database(name))
+    url = server.create_database(name, template=template.database.rsplit("/", 1)[1])
+    write_config(root, url, None)  # the copied workspace.yaml named the template's database
+    return Workspace(root, database=url)
 
 
 def database_for(engine: str, request) -> str | None:

@@ -76,6 +76,25 @@ def test_new_database_is_migrated_once_by_many_openers(pg_url):
         st.close()
 
 
+def test_a_version_1_database_migrates_on_postgresql(pg_url):
+    """A database made by an older vaudit (schema 1, with rows) is upgraded in place, the chain kept."""
+    s = Store(pg_url, migrate=False)
+    with s.tx() as c:
+        for stmt in db.ddl(c, MIGRATIONS[1]):
+            c.execute(stmt)
+        db.set_schema_version(c, 1)
+        custody.append(c, "schema_migrated", "database", None, {"to_version": 1})
+        c.execute("INSERT INTO runs (id, run_key, started_at) VALUES (1, 'k', 'now')")
+        c.execute("INSERT INTO sources (id, sha256, path, status, ingested_at) VALUES (1, 'ab', '/x.mp4', 'ready', 'now')")
+        c.execute("INSERT INTO violations (id, run_id, source_id, category, detected_category, start_s, end_s, "
+                  "confidence, hits, created_at) VALUES (1, 1, 1, 'garbage', 'garbage', 1, 2, 0.5, 2, 'now')")
+    assert s.migrate() == (1, SCHEMA_VERSION)
+    assert s.query("SELECT category, origin FROM violations") == [{"category": "garbage", "origin": "model"}]
+    assert [r["event"] for r in s.query("SELECT event FROM custody ORDER BY seq")] == ["schema_migrated"] * SCHEMA_VERSION
+    assert custody.verify(s.conn) == []
+    s.close()
+
+
 def _sources(store: Store, n: int) -> list[int]:
     return [store.add_source({"sha256": f"{i:064x}", "path": f"/footage/{i}.mp4", "size": 1, "duration_s": 60.0,
                               "district": "城关镇"})[0] for i in range(n)]

@@ -10,10 +10,8 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import subprocess
 import sys
-import uuid
 import warnings
 import zipfile
 from datetime import datetime
@@ -21,7 +19,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import ENGINES, database_for
+from conftest import ENGINES, copy_workspace, database_for
 from openpyxl import load_workbook
 from starlette.routing import Route
 
@@ -61,13 +59,7 @@ def template(tmp_path_factory, request) -> Workspace:
 
 @pytest.fixture
 def rws(template, tmp_path, request) -> Workspace:
-    root = shutil.copytree(template.root, tmp_path / "ws")
-    if template.database is None:
-        return Workspace(root)
-    server = request.getfixturevalue("pg_server")
-    name = f"review_{uuid.uuid4().hex}"
-    request.addfinalizer(lambda: server.drop_database(name))
-    return Workspace(root, database=server.create_database(name, template=template.database.rsplit("/", 1)[1]))
+    return copy_workspace(template, tmp_path / "ws", request)
 
 
 @pytest.fixture
