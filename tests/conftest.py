@@ -52,6 +52,28 @@ def model_path() -> Path:
     return path
 
 
+def listing_key(rows: list[dict]) -> list[tuple]:
+    """What must not change between runs of the same footage: each violation, down to its clip's hash."""
+    return sorted((Path(r["source_path"]).name, r["category"], r["start_s"], r["end_s"], r["clip_sha256"])
+                  for r in rows)
+
+
+@pytest.fixture(scope="session")
+def reference_listing(tmp_path_factory, model_path) -> list[tuple]:
+    """The shipped samples through one uninterrupted `vaudit run` (SQLite): what every other way of
+    processing them (killed and resumed, concurrent, several machines) must equal."""
+    import json
+    import sys
+
+    ws = tmp_path_factory.mktemp("ref") / "ws"
+    cli = [sys.executable, "-m", "pipeline.cli", "--workspace", str(ws)]
+    subprocess.run([*cli, "ingest", str(SAMPLES)], cwd=ROOT, check=True, capture_output=True, timeout=600)
+    subprocess.run([*cli, "run"], cwd=ROOT, check=True, capture_output=True, timeout=600)
+    out = subprocess.run([*cli, "violations", "--json"], cwd=ROOT, check=True, capture_output=True, text=True,
+                         timeout=600).stdout
+    return listing_key(json.loads(out))
+
+
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, database_for, ffmpeg, make_video
+from conftest import ROOT, database_for, ffmpeg, listing_key, make_video
 
 pytestmark = pytest.mark.slow
 VAUDIT = [sys.executable, "-m", "pipeline.cli"]
@@ -153,24 +153,11 @@ def test_sigkill_at_random_points_then_resume(seed, engine, model_path, sample_f
         p.wait()
     vaudit(ws, "run", check=True, timeout=600)
     rows = json.loads(vaudit(ws, "violations", "--json", check=True).stdout)
-    assert _key(rows) == reference_listing
+    assert listing_key(rows) == reference_listing
     files = {p.relative_to(ws).as_posix() for d in ("clips", "frames") for p in (ws / d).rglob("*") if p.is_file()}
     assert files == {r["clip_path"] for r in rows} | {r["keyframe_path"] for r in rows}
     assert not any((ws / "tmp").iterdir())
     assert vaudit(ws, "verify").returncode == 0
-
-
-def _key(rows: list[dict]) -> list[tuple]:
-    return sorted((Path(r["source_path"]).name, r["category"], r["start_s"], r["end_s"], r["clip_sha256"])
-                  for r in rows)
-
-
-@pytest.fixture(scope="module")
-def reference_listing(tmp_path_factory, model_path, sample_files) -> list[tuple]:
-    ws = tmp_path_factory.mktemp("ref") / "ws"
-    vaudit(ws, "ingest", str(ROOT / "samples"), check=True)
-    vaudit(ws, "run", check=True, timeout=600)
-    return _key(json.loads(vaudit(ws, "violations", "--json", check=True).stdout))
 
 
 def test_concurrent_runs_share_the_work(model_path, sample_files, tmp_path, reference_listing):
@@ -187,7 +174,7 @@ def test_concurrent_runs_share_the_work(model_path, sample_files, tmp_path, refe
         assert c.execute("SELECT count(*) FROM frames GROUP BY source_id HAVING count(DISTINCT run_id) > 1"
                          ).fetchall() == []
     rows = json.loads(vaudit(ws, "violations", "--json", check=True).stdout)
-    assert _key(rows) == reference_listing
+    assert listing_key(rows) == reference_listing
 
 
 def test_disk_full_while_writing_a_clip_fails_that_source_only(model_path, sample_files, tmp_path):
