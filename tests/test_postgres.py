@@ -143,8 +143,8 @@ def test_a_dead_workers_source_is_taken_over_and_its_late_commit_refused(pg_url)
     assert store.query("SELECT attempts, lease_owner FROM jobs")[0] == {"attempts": 2, "lease_owner": "machine-b:22:1"}
     assert not store.renew_lease(dead)  # the dead worker's heartbeat, had it come back, renews nothing
     with pytest.raises(LeaseLost):
-        store.commit_source(dead, [], [], [], {}, lambda *a: [], {}, "0" * 64)
-    store.commit_source(taker, [], [], [], {}, lambda *a: [], {}, "0" * 64)
+        store.commit_source(dead, [], [], [], lambda *a: [], {}, "0" * 64)
+    store.commit_source(taker, [], [], [], lambda *a: [], {}, "0" * 64)
     later = fleet.fleet(store, "key", now=time.time() + 1000)
     assert later.trouble == []
     assert {w.run_id: w.state for w in later.workers} == {r1: "gone", r2: "gone"}  # neither finished its run
