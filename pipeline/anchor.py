@@ -33,7 +33,7 @@ def head_message(rec: dict) -> bytes:
 
 def signed_head(store: Store, event: str, key: keys.SigningKey | None) -> dict:
     seq, h = custody.head(store.conn)
-    rec = {"format": HEAD_FORMAT, "database": store.path.name, "seq": seq, "hash": h,
+    rec = {"format": HEAD_FORMAT, "database": store.name, "seq": seq, "hash": h,
            "at": datetime.now(UTC).isoformat(timespec="microseconds"), "event": event,
            "key": key.public.fingerprint if key else None}
     rec["public_key"] = key.public.text if key else None

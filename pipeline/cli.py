@@ -39,8 +39,20 @@ state = _State()
 def _main(
     workspace: Annotated[Path | None, typer.Option("--workspace", "-w", envvar="VAUDIT_WORKSPACE",
                                                    help="Workspace folder (evidence.db, clips/, frames/).")] = None,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Evidence database: postgresql://user@host/name (shared by several machines) or an SQLite "
+                     "file; default: $VAUDIT_DB, the workspace's workspace.yaml, else WORKSPACE/evidence.db.")] = None,
+    evidence: Annotated[Path | None, typer.Option(
+        help="Folder for clips/, frames/, originals/ that every worker reaches (shared storage); default: "
+             "$VAUDIT_EVIDENCE, workspace.yaml, else the workspace.")] = None,
 ) -> None:
-    state.workspace = Workspace.resolve(workspace)
+    from .workspace import WorkspaceConfigError
+
+    try:
+        state.workspace = Workspace.resolve(workspace, db, evidence)
+    except WorkspaceConfigError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -75,7 +87,8 @@ def _store():
         state.workspace.create()
     except OSError as e:
         raise StoreError(f"cannot create workspace {state.workspace.root}: {e.strerror}") from None
-    return Store(state.workspace.db_path)
+    return Store(state.workspace.db)
+
 
 
 @app.command()
@@ -107,7 +120,8 @@ def ingest(
         out.print(f"  rejected {path}: {reason}", highlight=False)
 
 
-def _run(cfg: Config, model: Path | None, reprocess_reviewed: bool = False):
+def _run(cfg: Config, model: Path | None, reprocess_reviewed: bool = False, lease_s: float | None = None,
+         worker: str | None = None, wait: bool = False):
     from .progress import progress
     from .run import run as do_run
 
@@ -121,7 +135,10 @@ def _run(cfg: Config, model: Path | None, reprocess_reviewed: bool = False):
             elif event == "frames" and task is not None:
                 bar.update(task, completed=round(info["t_s"], 1))
 
-        return do_run(state.workspace, cfg, model, progress=on, reprocess_reviewed=reprocess_reviewed)
+        from .store import LEASE_S
+
+        return do_run(state.workspace, cfg, model, progress=on, reprocess_reviewed=reprocess_reviewed,
+                      lease_s=lease_s or LEASE_S, worker=worker, wait=wait)
 
 
 @app.command()
@@ -131,12 +148,23 @@ def run(
     reprocess_reviewed: Annotated[bool, typer.Option(
         "--reprocess-reviewed", help="Also re-process sources whose current results analysts have reviewed "
                                      "(their decisions stay with the earlier run; the new results are unreviewed).")] = False,
+    lease: Annotated[float | None, typer.Option(
+        help="Seconds a worker's lease on a source lasts without a heartbeat (renewed every sixth of it); "
+             "a dead worker's source is taken over after this long. Default 120.")] = None,
+    worker: Annotated[str | None, typer.Option(
+        envvar="VAUDIT_WORKER", help="This worker's name in leases and `vaudit status` (default: host name).")] = None,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="With nothing left to take, wait while other workers hold sources and take over any "
+                       "whose worker dies; finish when none is held (for several workers or machines).")] = False,
 ) -> None:
-    """Process every pending source: detect violations, cut evidence clips, write the database. Resumable.
-    Sources already reviewed keep their results when the model or config changes, unless --reprocess-reviewed."""
+    """Process every pending source: detect violations, cut evidence clips, write the database. Resumable;
+    several may run at once, on one machine or, against PostgreSQL, on many. Sources already reviewed keep
+    their results when the model or config changes, unless --reprocess-reviewed."""
     with _friendly():
+        if lease is not None and lease < 3:
+            raise ConfigError("--lease must be at least 3 seconds")
         cfg = _promoted(_config(config))
-        summary = _run(cfg, model, reprocess_reviewed)
+        summary = _run(cfg, model, reprocess_reviewed, lease, worker, wait)
     _print_run(summary)
     if summary.failed:
         raise typer.Exit(1)
@@ -146,7 +174,7 @@ def _promoted(cfg: Config) -> Config:
     """The config with the model last promoted (`vaudit models promote`) in place of its own."""
     from .registry import effective_config
 
-    if not state.workspace.db_path.exists():
+    if not state.workspace.has_db:
         return cfg
     store = _store()
     try:
@@ -200,16 +228,38 @@ def _violations_table(cfg: Config, rows: list[dict]) -> None:
 
 
 @app.command()
-def status() -> None:
-    """Counts of sources per state, and of violations per status."""
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Workers and troubled sources as JSON.")] = False,
+) -> None:
+    """Sources per state, violations per status, and the latest run key's workers (every machine's): what
+    each holds, what it has done and how fast, and the stuck, failed and rejected sources with reasons."""
+    from .fleet import fleet
+
     with _friendly():
         store = _store()
         last = store.query("SELECT run_key FROM runs ORDER BY id DESC LIMIT 1")
-        counts = store.status_counts(last[0]["run_key"] if last else None)
+        key = last[0]["run_key"] if last else None
+        counts = store.status_counts(key)
         vcounts = store.query("SELECT v.status, count(*) n FROM violations v JOIN sources s ON s.id = v.source_id"
                               " WHERE v.run_id = s.current_run_id GROUP BY 1")
+        f = fleet(store, key)
+        store.close()
+    if as_json:
+        sys.stdout.write(f.to_json() + "\n")
+        return
     out.print("sources: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     out.print("violations: " + (", ".join(f"{r['status']} {r['n']}" for r in vcounts) or "none"))
+    if f.workers:
+        out.print(f"workers of run key {key}:", highlight=False)
+    for w in f.workers:
+        speed = f", {w.speed:.1f}x real time" if w.speed else ""
+        holding = f" on {Path(w.source).name}" if w.source else ""
+        holding += f" (no heartbeat for {w.silent_s:.0f} s)" if w.state == "gone" else ""
+        out.print(f"  run {w.run_id} {w.owner or w.host} ({w.host} pid {w.pid}): {w.state}{holding}; {w.done} sources, "
+                  f"{w.footage_s / 60:.1f} min of footage in {w.elapsed_s / 60:.1f} min{speed}", highlight=False,
+                  soft_wrap=True)
+    for t in f.trouble:
+        out.print(f"  {t.state} source {t.source_id} {t.path}: {t.reason}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -790,6 +840,60 @@ def models_promote(
             raise ConfigError(str(e)) from None
     out.print(f"promoted {new.model} ({new.sha256[:12]}): {new.score}; previous {old.model}: {old.score}",
               highlight=False, soft_wrap=True)
+
+
+db_app = typer.Typer(help="The evidence database: SQLite in the workspace, or PostgreSQL shared by many machines.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create or upgrade the database's schema to this vaudit's version (every command also does it)."""
+    from .store import Store
+
+    with _friendly():
+        store = Store(state.workspace.db, migrate=False)
+        before, after = store.migrate()
+        where = store.where
+        store.close()
+    out.print(f"{where}: schema version {before} -> {after}" if after != before else
+              f"{where}: schema version {after}, up to date", highlight=False, soft_wrap=True)
+
+
+@db_app.command("copy")
+def db_copy(
+    source: Annotated[str, typer.Argument(help="Database to copy: an SQLite file or a postgresql:// URL.")],
+    destination: Annotated[str, typer.Argument(help="An empty PostgreSQL database, or a new SQLite file.")],
+) -> None:
+    """Copy a whole evidence database, ids and custody chain included: an SQLite workspace into PostgreSQL, or
+    PostgreSQL into an SQLite file (an offline copy). Copy the evidence folder beside it (rsync); then
+    `vaudit verify` against the copy checks both."""
+    from .dbcopy import copy
+
+    with _friendly():
+        report = copy(source, destination)
+    out.print(f"copied {report.source} -> {report.destination}: " + ", ".join(
+        f"{t} {n}" for t, n in report.rows.items()), highlight=False, soft_wrap=True)
+    out.print(f"custody chain intact, head entry {report.custody_head[0]} {report.custody_head[1]}", highlight=False,
+              soft_wrap=True)
+
+
+@db_app.command("use")
+def db_use(
+    database: Annotated[str, typer.Argument(help="postgresql://user@host/name, or an SQLite file.")],
+) -> None:
+    """Write the database (and --evidence, when given) into this workspace's workspace.yaml, so every later
+    command here uses them without options."""
+    from .db import is_url
+    from .store import Store
+    from .workspace import write_config
+
+    with _friendly():
+        database = database if is_url(database) else str(Path(database).expanduser().absolute())
+        Store(database).close()  # reachable, and at this vaudit's schema
+        path = write_config(state.workspace.root, database, state.workspace.evidence_root)
+    out.print(f"wrote {path}", highlight=False)
 
 
 user_app = typer.Typer(help="Accounts for the review web app (analyst, assessor, admin).", no_args_is_help=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from .db import Connection
 
 GENESIS = "0" * 64
 
@@ -45,14 +46,15 @@ def entry_hash(prev_hash: str, entry: dict) -> str:
 
 
 def append(
-    conn: sqlite3.Connection,
+    conn: Connection,
     event: str,
     entity: str,
     entity_id: int | None,
     payload: dict,
     actor: str = "system",
 ) -> str:
-    """Append one entry; the caller must hold a write transaction (BEGIN IMMEDIATE)."""
+    """Append one entry; the caller must hold a write transaction (``Store.tx``: SQLite's write lock, or
+    PostgreSQL's chain lock), so no other entry can take the same number."""
     if not conn.in_transaction:
         raise RuntimeError("custody.append must run inside the transaction of the change it records")
     row = conn.execute("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1").fetchone()
@@ -84,7 +86,7 @@ class ChainProblem:
         return f"custody entry {self.seq}: {self.what}"
 
 
-def rows_to_entries(rows: Iterable[sqlite3.Row | tuple]) -> Iterator[tuple[dict, str, str]]:
+def rows_to_entries(rows: Iterable[Sequence]) -> Iterator[tuple[dict, str, str]]:
     for seq, at, actor, event, entity, entity_id, payload, prev_hash, h in rows:
         entry = {
             "seq": seq,
@@ -115,14 +117,14 @@ def verify_entries(entries: Iterable[tuple[dict, str, str]]) -> list[ChainProble
     return []
 
 
-def verify(conn: sqlite3.Connection) -> list[ChainProblem]:
-    rows = conn.execute(
-        "SELECT seq, at, actor, event, entity, entity_id, payload, prev_hash, hash FROM custody ORDER BY rowid"
+def verify(conn: Connection) -> list[ChainProblem]:
+    rows = conn.execute(  # seq is SQLite's rowid: the order rows were stored in
+        "SELECT seq, at, actor, event, entity, entity_id, payload, prev_hash, hash FROM custody ORDER BY seq"
     )
     return verify_entries(rows_to_entries(rows))
 
 
-def history(conn: sqlite3.Connection, entity: str, entity_id: int) -> list[dict]:
+def history(conn: Connection, entity: str, entity_id: int) -> list[dict]:
     rows = conn.execute(
         "SELECT seq, at, actor, event, entity, entity_id, payload, prev_hash, hash FROM custody"
         " WHERE entity = ? AND entity_id = ? ORDER BY seq",
@@ -131,7 +133,7 @@ def history(conn: sqlite3.Connection, entity: str, entity_id: int) -> list[dict]
     return [dict(e, hash=h) for e, _, h in rows_to_entries(rows)]
 
 
-def head(conn: sqlite3.Connection) -> tuple[int, str]:
+def head(conn: Connection) -> tuple[int, str]:
     """(seq, hash) of the last entry; (0, GENESIS) for an empty log."""
     row = conn.execute("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1").fetchone()
     return (row[0], row[1]) if row else (0, GENESIS)
@@ -152,7 +154,7 @@ class Replayed:
     decisions: dict[int, dict]
 
 
-def replay(conn: sqlite3.Connection) -> Replayed:
+def replay(conn: Connection) -> Replayed:
     """Rebuild the state the evidence depends on from the log, entry by entry, in order."""
     sources: dict[int, dict] = {}
     violations: dict[int, dict] = {}

@@ -59,10 +59,16 @@ def _workspace(ws: Workspace) -> list[Check]:
         checks.append(Check("workspace", True, f"{ws.root} is writable"))
     except OSError as e:
         return [Check("workspace", False, f"{ws.root}: {e.strerror}", "choose another --workspace or fix permissions")]
-    free = shutil.disk_usage(ws.root).free / 1e9
-    checks.append(Check("free disk", free >= MIN_FREE_GB, f"{free:.1f} GB free under {ws.root}",
+    try:
+        free = shutil.disk_usage(ws.evidence).free / 1e9
+    except OSError as e:
+        return [*checks, Check("free disk", False, f"evidence folder {ws.evidence}: {e.strerror}",
+                               "mount the shared evidence folder, or fix --evidence / workspace.yaml")]
+    checks.append(Check("free disk", free >= MIN_FREE_GB, f"{free:.1f} GB free under {ws.evidence}",
                         "" if free >= MIN_FREE_GB else f"free at least {MIN_FREE_GB} GB: clips need room"))
-    if ws.db_path.exists():
+    if isinstance(ws.db, str):
+        checks.append(_server(ws.db))
+    elif ws.db_path.exists():
         try:
             with sqlite3.connect(f"file:{ws.db_path}?mode=ro", uri=True) as c:
                 res = c.execute("PRAGMA integrity_check").fetchone()[0]
@@ -73,6 +79,26 @@ def _workspace(ws: Workspace) -> list[Check]:
     else:
         checks.append(Check("database", True, "no evidence.db yet (made by the first ingest)"))
     return checks
+
+
+def _server(url: str) -> Check:
+    """A PostgreSQL evidence database: reachable, its schema version, the server's checksum failures."""
+    from . import db
+    from .store import SCHEMA_VERSION, Store, StoreError
+
+    try:
+        store = Store(url, migrate=False)
+    except StoreError as e:
+        return Check("database", False, str(e), "check the URL, that the server runs and that this machine may "
+                                                "connect (pg_hba.conf)")
+    try:
+        version, res = store.schema_version(), db.integrity(store.conn)
+    finally:
+        store.close()
+    fix = "" if version == SCHEMA_VERSION else f"run `vaudit db migrate` (schema {version}, this vaudit {SCHEMA_VERSION})"
+    if version > SCHEMA_VERSION:
+        fix = "upgrade vaudit on this machine: the database is newer"
+    return Check("database", res == "ok" and not fix, f"{db.safe_url(url)}: schema version {version}, {res}", fix)
 
 
 def _browser() -> Check:

@@ -137,7 +137,7 @@ def replay(ws: Workspace, store: Store, cfg: Config, det: YoloDetector, source_i
             flush()
     if batch:
         flush()
-    _, found, _ = violations_from(obs, cfg)
+    _, found = violations_from(obs, cfg)
     return [{"category": v.category, "start_s": v.start_s, "end_s": v.end_s} for v in found]
 
 

@@ -1,8 +1,9 @@
 """Orchestration: lease a source, sample → detect → track → judge → evidence, commit it in one piece.
 
 Decoding runs in its own thread behind a bounded queue, so the decoder and the detector keep both
-cores busy while memory stays flat. A source is leased (with expiry) before it is processed, so
-several ``vaudit run`` processes share a workspace and a crashed worker's source is picked up again.
+cores busy while memory stays flat. A source is leased (with expiry) before it is processed and a
+heartbeat thread renews the lease, so several ``vaudit run`` processes share a workspace, or, on
+PostgreSQL, machines share one database, and a dead worker's source is picked up again.
 Everything one source produces becomes visible in a single transaction; files are staged and renamed
 into place inside it, and a sweep at start removes what a killed run left behind.
 """
@@ -12,29 +13,32 @@ from __future__ import annotations
 import hashlib
 import queue
 import shutil
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from . import __version__, anchor, evidence
+from . import __version__, anchor, db, evidence
 from .config import Config
 from .detect import Detector, YoloDetector
 from .events import EventBuilder
 from .geometry import union_box
 from .records import Detection, Frame, Source, Violation
 from .sample import DecodeError, Sampler
-from .store import Job, LeaseLost, Store, worker_id
+from .store import LEASE_S, Job, LeaseLost, Store, worker_id
 from .track import MotionEstimator
 from .workspace import Workspace
 
 _QUEUE_FRAMES = 16
-_RENEW_EVERY_S = 60.0
+_BEATS_PER_LEASE = 6
+_WAIT_POLL_S = 1.0
 _CLIP_WORKERS = 2
 
 
@@ -56,26 +60,74 @@ def run_key(model_sha256: str, config_sha256: str) -> str:
     return hashlib.sha256(f"{model_sha256}:{config_sha256}:{__version__}".encode()).hexdigest()[:16]
 
 
-def sweep(ws: Workspace, store: Store, owner: str) -> int:
-    """Remove files a killed run left: staging folders of dead workers, and, when no other worker is
-    active, clips and keyframes that no committed row references."""
+def sweep(ws: Workspace, store: Store, owner: str, placed: bool = True) -> int:
+    """Remove files a killed run left: staging folders of dead workers, and (``placed``), when no other
+    worker is active, clips and keyframes that no committed row references."""
+    staged = list(ws.tmp.iterdir()) if ws.tmp.exists() else []
+    # leases are read after the listing: a worker makes its staging folder after taking its lease, so the
+    # owner of any folder listed above that is still at work is among ``others``
     others = {r["lease_owner"] for r in store.active_leases(exclude_owner=owner)}
     removed = 0
-    if ws.tmp.exists():
-        for d in ws.tmp.iterdir():
-            if not any(d.name.startswith(_safe_owner(o) + "-") for o in others):
-                shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
-                removed += 1
-    if not others:
-        referenced = store.referenced_paths()
-        for base in (ws.clips, ws.frames):
-            if not base.exists():
-                continue
-            for p in base.rglob("*"):
-                if p.is_file() and ws.rel(p) not in referenced:
-                    p.unlink()
-                    removed += 1
+    for d in staged:
+        if not any(d.name.startswith(_safe_owner(o) + "-") for o in others):
+            shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
+            removed += 1
+    if placed and not others:
+        with store.tx():  # the write (chain) lock: no worker can be placing a committed file meanwhile
+            referenced = store.referenced_paths()
+            for base in (ws.clips, ws.frames):
+                if not base.exists():
+                    continue
+                for p in base.rglob("*"):
+                    if p.is_file() and ws.rel(p) not in referenced:
+                        p.unlink()
+                        removed += 1
     return removed
+
+
+class Heartbeat:
+    """Every ``lease_s / 6`` seconds, from its own thread and database connection: marks the run alive and
+    renews the lease on the source being processed, so neither a long decode nor a slow clip cut lets it
+    lapse. A worker that dies stops beating; once its lease runs out another worker (on any machine)
+    takes its source, and ``vaudit status`` shows it gone."""
+
+    def __init__(self, target: str | Path, run_id: int, lease_s: float):
+        self.run_id = run_id
+        self.lease_s = lease_s
+        self._job: Job | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._store = Store(target, migrate=False)
+        self._store.beat(run_id, lease_s)
+        self._thread = threading.Thread(target=self._beat, name="vaudit-heartbeat", daemon=True)
+        self._thread.start()
+
+    @contextmanager
+    def holding(self, job: Job) -> Iterator[None]:
+        with self._lock:
+            self._job = job
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._job = None
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease_s / _BEATS_PER_LEASE):
+            with self._lock:
+                job = self._job
+            try:
+                self._store.beat(self.run_id, self.lease_s)
+                if job is not None:
+                    # False once the job is committed (or taken over): commit_source decides which, not us
+                    self._store.renew_lease(job, self.lease_s)
+            except db.DatabaseError as e:  # the next beat tries again; the lease has five beats to spare
+                print(f"warning: lease not renewed: {e}", file=sys.stderr)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._store.close()
 
 
 def _safe_owner(owner: str) -> str:
@@ -90,27 +142,39 @@ def run(
     progress: Callable[[str, dict], None] | None = None,
     max_sources: int | None = None,
     reprocess_reviewed: bool = False,
+    lease_s: float = LEASE_S,
+    worker: str | None = None,
+    wait: bool = False,
 ) -> RunSummary:
-    """Process every source this model + config has not processed yet. Safe to run concurrently. Sources
-    whose current results an analyst has reviewed keep them unless ``reprocess_reviewed``."""
+    """Process every source this model + config has not processed yet. Safe to run concurrently, from
+    one machine or (on PostgreSQL) many: ``worker`` names this one in leases (default: the host name).
+    ``wait``: with nothing left to take, stay while other workers hold sources, to take over any whose
+    worker dies (its lease runs out); return when none is held. Sources whose current results an analyst
+    has reviewed keep them unless ``reprocess_reviewed``."""
     ws.create()
-    store = Store(ws.db_path)
+    store = Store(ws.db)
+    heartbeat: Heartbeat | None = None
     try:
         det = detector or YoloDetector(cfg, model_path)
         key = run_key(det.sha256, cfg.sha256())
         run_id = store.start_run(key, " + ".join(map(str, det.paths)), det.sha256, cfg.snapshot(), cfg.sha256(), __version__)
-        owner = worker_id()
+        owner = worker_id(worker)
         sweep(ws, store, owner)
+        heartbeat = Heartbeat(ws.db, run_id, lease_s)
         summary = RunSummary(run_id, key)
         t0 = time.perf_counter()
         while max_sources is None or summary.processed < max_sources:
-            job = store.claim_job(run_id, key, owner, reprocess_reviewed=reprocess_reviewed)
+            job = store.claim_job(run_id, key, owner, lease_s, reprocess_reviewed=reprocess_reviewed)
             if job is None:
+                if wait and store.active_leases(exclude_owner=owner):
+                    time.sleep(_WAIT_POLL_S)  # one small query a second while the others finish
+                    continue
                 break
             if progress:
                 progress("source", {"path": job.source.path, "duration_s": job.source.probe.duration_s})
             try:
-                n, timings, counts = process_source(ws, store, cfg, det, job, progress)
+                with heartbeat.holding(job):
+                    n, timings, counts = process_source(ws, store, cfg, det, job, progress)
             except DecodeError as e:
                 store.mark_rejected(job.source.id, f"undecodable: {e}")
                 summary.rejected.append((job.source.path, str(e)))
@@ -130,6 +194,7 @@ def run(
                 summary.counts[k] = summary.counts.get(k, 0) + v
         summary.timings["total"] = time.perf_counter() - t0
         summary.kept = store.status_counts(key)["kept"]
+        sweep(ws, store, owner, placed=False)  # what workers that died meanwhile left in staging
         store.finish_run(run_id, {"processed": summary.processed, "failed": len(summary.failed),
                                   "rejected": len(summary.rejected), "violations": summary.violations,
                                   "kept_reviewed": summary.kept,
@@ -138,6 +203,8 @@ def run(
         anchor.witness_quietly(ws, store, "run")  # the signed head, outside the database
         return summary
     finally:
+        if heartbeat:
+            heartbeat.stop()
         store.close()
 
 
@@ -192,7 +259,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
     (stage / "best").mkdir(parents=True)
     try:
         events = EventBuilder(cfg)
-        seen = _observe(store, det, job, sampler, events, stage, timings, progress)
+        seen = _observe(det, job, sampler, events, stage, timings, progress)
         t = time.perf_counter()
         _, violations = events.finish()
         timings["events"] = time.perf_counter() - t
@@ -214,7 +281,7 @@ def process_source(ws: Workspace, store: Store, cfg: Config, det: Detector, job:
                                       "decode_errors": sampler.stats.decode_errors}
 
 
-def _observe(store: Store, det: Detector, job: Job, sampler: Sampler, events: EventBuilder, stage: Path,
+def _observe(det: Detector, job: Job, sampler: Sampler, events: EventBuilder, stage: Path,
              timings: dict[str, float], progress: Callable[[str, dict], None] | None) -> _Observed:
     """Decode in a thread; detect in batches and feed each frame to the events builder as it comes."""
     src = job.source
@@ -225,7 +292,6 @@ def _observe(store: Store, det: Detector, job: Job, sampler: Sampler, events: Ev
                           daemon=True)
     th.start()
     seen = _Observed()
-    last_renew = time.monotonic()
 
     def consume(batch: list[tuple[Frame, np.ndarray]]) -> None:
         t = time.perf_counter()
@@ -260,9 +326,6 @@ def _observe(store: Store, det: Detector, job: Job, sampler: Sampler, events: Ev
             if len(batch) >= getattr(det, "batch", 4):
                 consume(batch)
                 batch = []
-            if time.monotonic() - last_renew > _RENEW_EVERY_S:
-                store.renew_lease(job)
-                last_renew = time.monotonic()
         if batch:
             consume(batch)
     finally:

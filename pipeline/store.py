@@ -1,9 +1,11 @@
-"""The evidence database: schema, migrations, and every read and write of SQLite.
+"""The evidence database: schema, migrations, and every read and write of it.
 
-Only this module (and ``custody``, which it calls) talks to SQLite. Writes run in short
-``BEGIN IMMEDIATE`` transactions so concurrent workers queue on the busy timeout instead of failing
-with "database is locked", and everything one source produces is committed in one transaction: a
-crash leaves either all of it or none of it.
+Only this module (and ``custody``, which it calls) writes the database. It is an SQLite file in the
+workspace by default, or a PostgreSQL database (``postgresql://...``) that workers on several machines
+share; ``db`` holds the few differences, so every statement here is written once. Writes run in short
+transactions (SQLite: ``BEGIN IMMEDIATE``, so concurrent workers queue on the busy timeout instead of
+failing with "database is locked"; PostgreSQL: row locks, plus the chain lock for custody entries), and
+everything one source produces is committed in one transaction: a crash leaves either all of it or none.
 """
 
 from __future__ import annotations
@@ -22,15 +24,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
-import sqlite_utils
 
-from . import custody
+from . import custody, db
 from .records import Artifact, Box, Decision, Detection, Frame, Probe, Source, Violation
 from .vocab import Action, RejectReason
 
 SCHEMA_VERSION = 2
 
 SCHEMA_V1 = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    run_key TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    model_path TEXT, model_sha256 TEXT,
+    config TEXT, config_sha256 TEXT,
+    version TEXT, host TEXT, pid INTEGER,
+    stats TEXT
+);
 CREATE TABLE sources (
     id INTEGER PRIMARY KEY,
     sha256 TEXT UNIQUE,
@@ -54,16 +65,6 @@ CREATE TABLE source_paths (
     path TEXT NOT NULL,
     seen_at TEXT NOT NULL,
     PRIMARY KEY (source_id, path)
-);
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY,
-    run_key TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    model_path TEXT, model_sha256 TEXT,
-    config TEXT, config_sha256 TEXT,
-    version TEXT, host TEXT, pid INTEGER,
-    stats TEXT
 );
 CREATE TABLE jobs (
     source_id INTEGER NOT NULL REFERENCES sources(id),
@@ -182,7 +183,7 @@ CREATE TABLE promotions (
 
 MIGRATIONS: dict[int, str] = {1: SCHEMA_V1 + custody.SCHEMA, 2: SCHEMA_V2}
 
-LEASE_S = 600.0
+LEASE_S = 120.0  # a worker renews its lease every LEASE_S / 6 s; one silent for LEASE_S is taken to be dead
 # a source whose current results carry an analyst's work: a decision on one of its violations, or a frame
 # marked complete (SQL on the alias ``s`` for sources)
 _REVIEWED = """(EXISTS (SELECT 1 FROM violations rv JOIN decisions rd ON rd.violation_id = rv.id
@@ -201,13 +202,16 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def worker_id() -> str:
-    """host:pid:start — the start time tells a live worker from a later process that reused its pid."""
-    return f"{socket.gethostname()}:{os.getpid()}:{int(psutil.Process().create_time())}"
+def worker_id(name: str | None = None) -> str:
+    """host:pid:start — the start time tells a live worker from a later process that reused its pid.
+    ``name`` (``$VAUDIT_WORKER``) replaces the host name where machines share one (containers)."""
+    name = name or os.environ.get("VAUDIT_WORKER") or socket.gethostname()
+    return f"{name}:{os.getpid()}:{int(psutil.Process().create_time())}"
 
 
 def owner_alive(owner: str | None) -> bool:
-    """Whether the worker holding a lease still runs. Workers on other hosts are trusted until expiry."""
+    """Whether the worker holding a lease still runs. Workers on other hosts are trusted until their lease
+    expires (their heartbeat stops renewing it)."""
     try:
         host, pid, start = (owner or "").rsplit(":", 2)
     except ValueError:
@@ -229,20 +233,44 @@ class Job:
 
 
 class Store:
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        create_private(self.path)
-        try:
-            self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA busy_timeout = 60000")
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = FULL")
-            self.conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.path} is not a usable vaudit database: {e}") from None
-        self.db = sqlite_utils.Database(self.conn)
-        self._migrate()
+    """The evidence database at ``target``: an SQLite file's path, or a ``postgresql://`` URL.
+
+    ``migrate=False`` opens it as it is (``vaudit db migrate`` and ``db copy`` migrate explicitly)."""
+
+    def __init__(self, target: Path | str, migrate: bool = True):
+        self.url = str(target) if db.is_url(target) else None
+        self.path = None if self.url else Path(target)
+        self.conn: db.Connection
+        if self.url:
+            try:
+                self.conn = db.PgConnection(self.url, application_name=f"vaudit {worker_id()}")
+            except db.DatabaseError as e:
+                raise StoreError(f"cannot open PostgreSQL database {db.safe_url(self.url)}: "
+                                 f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+        else:
+            assert self.path is not None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(self.path)
+            try:
+                self.conn = db.connect_sqlite(self.path)
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{self.path} is not a usable vaudit database: {e}") from None
+        if migrate:
+            self.migrate()
+
+    @property
+    def name(self) -> str:
+        """What heads and packs call this database: the file's name, or the PostgreSQL database's (no host,
+        no password: they name the office's machines)."""
+        return self.path.name if self.path else f"postgresql:{self.conn.dbname}"  # type: ignore[attr-defined]
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path else db.safe_url(self.url or "")
+
+    @property
+    def is_pg(self) -> bool:
+        return self.url is not None
 
     def close(self) -> None:
         self.conn.close()
@@ -250,9 +278,10 @@ class Store:
     # -- transactions and schema -------------------------------------------------------------
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction; taken IMMEDIATE so the write lock is queued, not raced."""
-        self.conn.execute("BEGIN IMMEDIATE")
+    def tx(self, chain: bool = True) -> Iterator[db.Connection]:
+        """One short write transaction. SQLite takes it IMMEDIATE so the write lock is queued, not raced;
+        on PostgreSQL ``chain`` (the transaction appends custody entries) takes the chain lock first."""
+        db.begin_write(self.conn, chain)
         try:
             yield self.conn
         except BaseException:
@@ -260,21 +289,39 @@ class Store:
             raise
         self.conn.execute("COMMIT")
 
-    def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {version}, newer than this vaudit ({SCHEMA_VERSION}): upgrade vaudit"
-            )
-        for v in range(version + 1, SCHEMA_VERSION + 1):
+    def schema_version(self) -> int:
+        return db.schema_version(self.conn)
+
+    def migrate(self) -> tuple[int, int]:
+        """Bring the schema to SCHEMA_VERSION, one version per transaction; returns (from, to). Several
+        processes may open a new database at once: each version is re-checked under the write lock."""
+        start = self.schema_version()
+        if start > SCHEMA_VERSION:
+            raise StoreError(f"{self.where} has schema version {start}, newer than this vaudit ({SCHEMA_VERSION}): "
+                             "upgrade vaudit")
+        for v in range(start + 1, SCHEMA_VERSION + 1):
             with self.tx() as c:
-                for stmt in _statements(MIGRATIONS[v]):
+                if db.schema_version(c) >= v:
+                    continue
+                for stmt in db.ddl(c, MIGRATIONS[v]):
                     c.execute(stmt)
-                c.execute(f"PRAGMA user_version = {v}")
+                db.set_schema_version(c, v)
                 custody.append(c, "schema_migrated", "database", None, {"to_version": v})
+        return start, self.schema_version()
+
+    def define_lookup(self, name: str, table: dict[str, float], default: float) -> None:
+        """Make ``name(key)`` in this connection's SQL the number ``table`` gives ``key`` (else ``default``)."""
+        if isinstance(self.conn, db.PgConnection):
+            self.conn.lookups[name] = (dict(table), default)
+        else:
+            self.conn.create_function(name, 1, lambda k: table.get(k, default), deterministic=True)  # type: ignore[attr-defined]
 
     def query(self, sql: str, params: Sequence | dict = ()) -> list[dict]:
-        return list(self.db.query(sql, params))
+        cur = self.conn.execute(sql, params)
+        if not cur.description:
+            return []
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     # -- sources -----------------------------------------------------------------------------
 
@@ -289,7 +336,7 @@ class Store:
             if existing:
                 sid = existing[0]
                 cur = c.execute(
-                    "INSERT OR IGNORE INTO source_paths (source_id, path, seen_at) VALUES (?,?,?)",
+                    "INSERT INTO source_paths (source_id, path, seen_at) VALUES (?,?,?) ON CONFLICT DO NOTHING",
                     (sid, row["path"], now_iso()),
                 )
                 if cur.rowcount:
@@ -297,7 +344,7 @@ class Store:
                 return sid, False
             # a path rejected earlier and now readable again replaces its rejection record
             c.execute("DELETE FROM sources WHERE path = ? AND status = 'rejected' AND sha256 IS NULL", (row["path"],))
-            sid = _insert(c, "sources", {**row, "status": "ready", "ingested_at": now_iso()})
+            sid = db.insert(c, "sources", {**row, "status": "ready", "ingested_at": now_iso()})
             c.execute("INSERT INTO source_paths (source_id, path, seen_at) VALUES (?,?,?)", (sid, row["path"], now_iso()))
             custody.append(
                 c,
@@ -318,7 +365,7 @@ class Store:
             if old:
                 c.execute("UPDATE sources SET reason = ? WHERE id = ? AND status = 'rejected'", (reason, old[0]))
                 return old[0]
-            sid = _insert(
+            sid = db.insert(
                 c,
                 "sources",
                 {"sha256": sha256, "path": path, "size": size, "status": "rejected", "reason": reason,
@@ -339,7 +386,7 @@ class Store:
     def start_run(self, run_key: str, model_path: str, model_sha256: str, config: dict, config_sha256: str,
                   version: str) -> int:
         with self.tx() as c:
-            rid = _insert(
+            rid = db.insert(
                 c,
                 "runs",
                 {"run_key": run_key, "started_at": now_iso(), "model_path": model_path, "model_sha256": model_sha256,
@@ -361,31 +408,42 @@ class Store:
         """Lease the next source this run_key has not done. Expired leases (crashed workers) are taken over;
         a source that failed in this very run is not retried by it. A source whose current results an analyst
         has reviewed is left alone unless ``reprocess_reviewed``: a new model must not silently replace
-        reviewed evidence with unreviewed results."""
-        now = time.time()
+        reviewed evidence with unreviewed results.
+
+        On PostgreSQL many workers claim at once: each skips the sources others are claiming this instant
+        (SKIP LOCKED), and the claim itself only takes a job that is still free when it is written (the
+        upsert's WHERE sees the latest committed row), so a source is never leased to two workers."""
         self.expire_dead_leases()
-        with self.tx() as c:
-            row = c.execute(
-                f"""SELECT s.id FROM sources s LEFT JOIN jobs j ON j.source_id = s.id AND j.run_key = ?
-                   WHERE s.status = 'ready'
-                     AND (j.source_id IS NULL
-                          OR (j.status = 'processing' AND j.lease_expires < ?)
-                          OR (j.status = 'failed' AND j.run_id != ?))
-                     AND (? OR NOT {_REVIEWED})
-                   ORDER BY s.id LIMIT 1""",
-                (run_key, now, run_id, reprocess_reviewed),
-            ).fetchone()
-            if not row:
-                return None
-            c.execute(
-                """INSERT INTO jobs (source_id, run_key, status, run_id, lease_owner, lease_expires, attempts)
-                   VALUES (?, ?, 'processing', ?, ?, ?, 1)
-                   ON CONFLICT (source_id, run_key) DO UPDATE SET status = 'processing', run_id = excluded.run_id,
-                     lease_owner = excluded.lease_owner, lease_expires = excluded.lease_expires,
-                     attempts = attempts + 1, error = NULL""",
-                (row[0], run_key, run_id, owner, now + lease_s),
-            )
-        return Job(self.source(row[0]), run_id, run_key, owner)
+        lock = " FOR NO KEY UPDATE OF s SKIP LOCKED" if self.is_pg else ""
+        reviewed = "" if reprocess_reviewed else f"AND NOT {_REVIEWED}"
+        while True:
+            now = time.time()
+            with self.tx(chain=False) as c:
+                row = c.execute(
+                    f"""SELECT s.id FROM sources s LEFT JOIN jobs j ON j.source_id = s.id AND j.run_key = ?
+                       WHERE s.status = 'ready'
+                         AND (j.source_id IS NULL
+                              OR (j.status = 'processing' AND j.lease_expires < ?)
+                              OR (j.status = 'failed' AND j.run_id != ?))
+                         {reviewed}
+                       ORDER BY s.id LIMIT 1{lock}""",
+                    (run_key, now, run_id),
+                ).fetchone()
+                if not row:
+                    return None
+                won = c.execute(
+                    """INSERT INTO jobs (source_id, run_key, status, run_id, lease_owner, lease_expires, attempts)
+                       VALUES (?, ?, 'processing', ?, ?, ?, 1)
+                       ON CONFLICT (source_id, run_key) DO UPDATE SET status = 'processing',
+                         run_id = excluded.run_id, lease_owner = excluded.lease_owner,
+                         lease_expires = excluded.lease_expires, attempts = jobs.attempts + 1, error = NULL
+                       WHERE (jobs.status = 'processing' AND jobs.lease_expires < ?)
+                          OR (jobs.status = 'failed' AND jobs.run_id != ?)""",
+                    (row[0], run_key, run_id, owner, now + lease_s, now, run_id),
+                ).rowcount
+            if won:
+                return Job(self.source(row[0]), run_id, run_key, owner)
+            # another worker took it between our read and our write: look again
 
     def expire_dead_leases(self) -> int:
         """A worker killed mid-source (SIGKILL, power cut) holds a lease until it expires; on this host we
@@ -394,17 +452,26 @@ class Store:
             "SELECT DISTINCT lease_owner FROM jobs WHERE status = 'processing' AND lease_expires >= ?", [time.time()])
             if not owner_alive(r["lease_owner"])]
         if dead:
-            with self.tx() as c:
+            with self.tx(chain=False) as c:
                 c.executemany("UPDATE jobs SET lease_expires = 0 WHERE status = 'processing' AND lease_owner = ?",
                               [(o,) for o in dead])
         return len(dead)
 
-    def renew_lease(self, job: Job, lease_s: float = LEASE_S) -> None:
-        with self.tx() as c:
-            c.execute(
-                "UPDATE jobs SET lease_expires = ? WHERE source_id = ? AND run_key = ? AND lease_owner = ?",
+    def renew_lease(self, job: Job, lease_s: float = LEASE_S) -> bool:
+        """Extend the lease; False when it is no longer ours (taken over after it expired)."""
+        with self.tx(chain=False) as c:
+            return c.execute(
+                "UPDATE jobs SET lease_expires = ? WHERE source_id = ? AND run_key = ? AND lease_owner = ?"
+                " AND status = 'processing'",
                 (time.time() + lease_s, job.source.id, job.run_key, job.owner),
-            )
+            ).rowcount > 0
+
+    def beat(self, run_id: int, lease_s: float) -> None:
+        """A running worker's heartbeat: its unfinished run's stats say when it was last alive (and for how
+        long silence is fine), so ``vaudit status`` on any machine can tell a dead worker from a slow one."""
+        with self.tx(chain=False) as c:
+            c.execute("UPDATE runs SET stats = ? WHERE id = ? AND finished_at IS NULL",
+                      (json.dumps({"alive_at": round(time.time(), 3), "lease_s": lease_s}), run_id))
 
     def fail_job(self, job: Job, error: str) -> None:
         with self.tx() as c:
@@ -419,7 +486,7 @@ class Store:
         self.expire_dead_leases()
         return self.query(
             "SELECT source_id, lease_owner FROM jobs WHERE status = 'processing' AND lease_expires >= ?"
-            " AND lease_owner IS NOT ?",
+            " AND lease_owner IS DISTINCT FROM ?",
             [time.time(), exclude_owner],
         )
 
@@ -443,24 +510,28 @@ class Store:
         created = now_iso()
         src = job.source
         with self.tx() as c:
+            # the source's and the job's rows stay locked until commit (PostgreSQL), so no one can take the
+            # lease over meanwhile; in the order claim_job locks them, so the two never wait on each other
+            if self.is_pg:
+                c.execute("SELECT id FROM sources WHERE id = ? FOR NO KEY UPDATE", (src.id,))
             owner = c.execute(
-                "SELECT lease_owner, status FROM jobs WHERE source_id = ? AND run_key = ?", (src.id, job.run_key)
+                "SELECT lease_owner, status FROM jobs WHERE source_id = ? AND run_key = ?"
+                + (" FOR UPDATE" if self.is_pg else ""), (src.id, job.run_key)
             ).fetchone()
             if owner is None or owner[0] != job.owner or owner[1] != "processing":
                 raise LeaseLost(f"lease on source {src.id} was taken over by {owner[0] if owner else 'nobody'}")
-            # ids are contiguous: we hold the write lock and the table has no AUTOINCREMENT gaps to reuse
-            first = (c.execute("SELECT max(id) FROM frames").fetchone()[0] or 0) + 1
+            ids = db.reserve_ids(c, "frames", len(frames))
             c.executemany(
                 "INSERT INTO frames (id, source_id, run_id, t_s, keyframe) VALUES (?,?,?,?,?)",
-                [(first + i, src.id, job.run_id, f.t_s, int(f.keyframe)) for i, f in enumerate(frames)],
+                [(ids[i], src.id, job.run_id, f.t_s, int(f.keyframe)) for i, f in enumerate(frames)],
             )
-            frame_ids = {f.index: first + i for i, f in enumerate(frames)}
+            frame_ids = {f.index: ids[i] for i, f in enumerate(frames)}
             vids = []
             track_violation: dict[int, int] = {}
             for i, v in enumerate(violations):
                 st, et = src.wall_clock(v.start_s), src.wall_clock(v.end_s)
                 x1, y1, x2, y2 = v.best.box
-                vid = _insert(
+                vid = db.insert(
                     c,
                     "violations",
                     {"run_id": job.run_id, "source_id": src.id, "category": v.category,
@@ -538,7 +609,7 @@ class Store:
                 start_s, end_s = d.start_s, d.end_s
             c.execute("UPDATE violations SET status = ?, category = ?, start_s = ?, end_s = ? WHERE id = ?",
                       (status, category, start_s, end_s, d.violation_id))
-            did = _insert(c, "decisions", {
+            did = db.insert(c, "decisions", {
                 "violation_id": d.violation_id, "user": d.user, "action": d.action, "category": d.category,
                 "reason": d.reason, "note": d.note, "start_s": d.start_s, "end_s": d.end_s, "created_at": now_iso(),
                 **_box_columns(box, t_s)})
@@ -567,7 +638,7 @@ class Store:
             box = checked_box(box, width, height)
             start = _dt(capture)
             wall = (start + timedelta(seconds=t_s)).isoformat() if start else None
-            vid = _insert(c, "violations", {
+            vid = db.insert(c, "violations", {
                 "run_id": run_id, "source_id": source_id, "category": category, "detected_category": category,
                 "start_s": t_s, "end_s": t_s, "start_time": wall, "end_time": wall, "confidence": 1.0, "hits": 1,
                 "best_t_s": t_s, "x1": box[0], "y1": box[1], "x2": box[2], "y2": box[3], "status": "confirmed",
@@ -584,7 +655,7 @@ class Store:
                             "t_s": t_s, "clip": [round(x, 3) for x in clip_range],
                             "artifacts": [{"kind": a.kind, "path": a.path, "sha256": a.sha256} for a in arts]},
                            actor=user)
-            did = _insert(c, "decisions", {"violation_id": vid, "user": user, "action": "add", "note": note,
+            did = db.insert(c, "decisions", {"violation_id": vid, "user": user, "action": "add", "note": note,
                                            "created_at": created, **_box_columns(box, t_s)})
             custody.append(c, "decision_add", "violation", vid,
                            {"decision_id": did, "status": "confirmed", "category": category, "reason": None,
@@ -598,7 +669,7 @@ class Store:
                             " ON s.id = f.source_id WHERE f.id = ?", (frame_id,)).fetchone()
             if row is None:
                 raise LookupError(f"no sampled frame with id {frame_id}")
-            rid = _insert(c, "frame_reviews", {"frame_id": frame_id, "user": user, "created_at": now_iso()})
+            rid = db.insert(c, "frame_reviews", {"frame_id": frame_id, "user": user, "created_at": now_iso()})
             custody.append(c, "frame_reviewed_complete", "frame", frame_id,
                            {"review_id": rid, "source_sha256": row[3], "run_id": row[1], "t_s": row[2]}, actor=user)
             return rid
@@ -613,7 +684,7 @@ class Store:
             old = c.execute("SELECT id FROM models WHERE sha256 = ?", (sha256,)).fetchone()
             if old:
                 return old[0]
-            mid = _insert(c, "models", {
+            mid = db.insert(c, "models", {
                 "sha256": sha256, "path": path, "parent_sha256": parent_sha256,
                 "manifest": json.dumps(manifest, ensure_ascii=False, sort_keys=True) if manifest else None,
                 "command": command, "figures": json.dumps(figures, sort_keys=True) if figures else None,
@@ -631,7 +702,7 @@ class Store:
             if row is None:
                 raise LookupError(f"no registered model with sha256 {sha256}")
             prev = c.execute("SELECT model_sha256 FROM promotions ORDER BY id DESC LIMIT 1").fetchone()
-            pid = _insert(c, "promotions", {
+            pid = db.insert(c, "promotions", {
                 "model_sha256": sha256, "previous_sha256": prev[0] if prev else None, "user": user,
                 "forced": int(forced), "reason": reason, "figures": json.dumps(figures, sort_keys=True),
                 "created_at": now_iso()})
@@ -648,7 +719,7 @@ class Store:
 
     def add_user(self, name: str, role: str, password_hash: str, actor: str = "admin") -> int:
         with self.tx() as c:
-            uid = _insert(c, "users", {"name": name, "role": role, "password_hash": password_hash,
+            uid = db.insert(c, "users", {"name": name, "role": role, "password_hash": password_hash,
                                        "created_at": now_iso()})
             custody.append(c, "user_added", "user", uid, {"name": name, "role": role}, actor)
             return uid
@@ -673,8 +744,10 @@ class Store:
     # -- reads -------------------------------------------------------------------------------
 
     def source(self, source_id: int) -> Source:
-        r = self.db["sources"].get(source_id)
-        return source_from_row(r)
+        rows = self.query("SELECT * FROM sources WHERE id = ?", [source_id])
+        if not rows:
+            raise LookupError(f"no source with id {source_id}")
+        return source_from_row(rows[0])
 
     def referenced_paths(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT path FROM artifacts")}
@@ -716,7 +789,7 @@ class Store:
             LEFT JOIN artifacts proxy ON proxy.violation_id = v.id AND proxy.kind = 'proxy'
             LEFT JOIN artifacts kf ON kf.violation_id = v.id AND kf.kind = 'keyframe'
             {"WHERE " + " AND ".join(where) if where else ""}
-            ORDER BY s.district, v.start_time, v.source_id, v.start_s"""
+            ORDER BY s.district, v.start_time, v.source_id, v.start_s, v.id"""
         return self.query(sql, params)
 
 
@@ -756,7 +829,7 @@ class SessionStore:
         self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA busy_timeout = 30000")
         self.conn.execute("PRAGMA journal_mode = WAL")
-        for stmt in _statements(SESSIONS_SCHEMA):
+        for stmt in db.statements(SESSIONS_SCHEMA):
             self.conn.execute(stmt)
 
     def close(self) -> None:
@@ -794,23 +867,6 @@ class SessionStore:
 
 class LeaseLost(Exception):
     """Another worker took this source over (our lease expired); our results must not be written."""
-
-
-def _statements(script: str) -> list[str]:
-    """Split a schema script into statements, keeping trigger bodies whole."""
-    out, buf = [], ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    return [s for s in out if s]
-
-
-def _insert(c: sqlite3.Connection, table: str, row: dict) -> int:
-    cols = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    return c.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(row.values())).lastrowid
 
 
 def checked_box(box: object, width: int | None, height: int | None) -> Box:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__, anchor, custody, keys
+from . import __version__, anchor, custody, db, keys
 from .hashing import sha256_file
 from .store import Store
 from .workspace import Workspace
@@ -55,7 +55,7 @@ def verify_all(ws: Workspace, store: Store, deep: bool = False, trusted: keys.Pu
     ``fingerprint``: the office key's fingerprint from the paperwork; the key used must have it.
     """
     heads = anchor.load([(ws.witness, True), *((Path(p), False) for p in extra_heads)])
-    store.conn.execute("BEGIN")  # one snapshot for every read below, while runs and reviews go on writing
+    db.begin_snapshot(store.conn)  # one snapshot for every read below, while runs and reviews go on writing
     try:
         return _verify_snapshot(ws, store, deep, trusted, key_path, fingerprint, heads)
     finally:
@@ -67,7 +67,7 @@ def _verify_snapshot(ws: Workspace, store: Store, deep: bool, trusted: keys.Publ
     problems: list[Problem] = []
     notes: list[str] = []
     counts = {"artifacts": 0, "custody_entries": 0, "originals": 0, "state_rows": 0, "witnessed_heads": 0}
-    ok = store.conn.execute("PRAGMA integrity_check").fetchone()[0]
+    ok = db.integrity(store.conn)
     if ok != "ok":
         problems.append(Problem("database", f"integrity_check: {ok}"))
     state = custody.replay(store.conn)
@@ -274,18 +274,25 @@ def format_history(h: dict) -> str:
 
 
 def backup(store: Store, dest: Path) -> dict:
-    """A consistent copy of the live database (SQLite online backup API) and a manifest beside it."""
+    """A consistent copy of the live database and a manifest beside it: SQLite's online backup API, or
+    for PostgreSQL an SQLite copy of it (``dbcopy``: one file, readable offline, the same chain)."""
     dest = Path(dest)
     if dest.is_dir() or not dest.suffix:
         dest.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         dest = dest / f"evidence-{stamp}.db"
     tmp = dest.with_suffix(".db.partial")
-    target = sqlite3.connect(tmp)
-    try:
-        store.conn.backup(target)
-    finally:
-        target.close()
+    tmp.unlink(missing_ok=True)
+    if store.url:
+        from .dbcopy import copy
+
+        copy(store.url, tmp)
+    else:
+        target = sqlite3.connect(tmp)
+        try:
+            store.conn.backup(target)  # type: ignore[attr-defined]
+        finally:
+            target.close()
     os.replace(tmp, dest)
     copy = sqlite3.connect(dest)
     try:
@@ -298,7 +305,7 @@ def backup(store: Store, dest: Path) -> dict:
     manifest = {
         "database": dest.name, "sha256": sha256_file(dest), "size": dest.stat().st_size,
         "made_at": datetime.now(UTC).isoformat(timespec="seconds"), "vaudit_version": __version__,
-        "source_database": str(store.path), "integrity_check": integrity, "rows": counts,
+        "source_database": store.where, "integrity_check": integrity, "rows": counts,
         "custody_head": {"seq": head[0], "hash": head[1]} if head else None,
     }
     dest.with_suffix(".manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

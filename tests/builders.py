@@ -19,7 +19,7 @@ from pipeline import evidence
 from pipeline.ingest import ingest
 from pipeline.records import Decision, Detection, Frame, Violation
 from pipeline.store import Store
-from pipeline.workspace import Workspace
+from pipeline.workspace import Workspace, write_config
 
 
 @dataclass
@@ -50,11 +50,15 @@ def _video(path: Path, seconds: int, seed: int) -> Path:
     return path
 
 
-def build_workspace(tmp: Path, items: list[Known], seconds: int = 8) -> tuple[Workspace, Store]:
-    """A workspace holding exactly ``items`` as violations (one run), with real clips and keyframes."""
+def build_workspace(tmp: Path, items: list[Known], seconds: int = 8,
+                    database: str | None = None) -> tuple[Workspace, Store]:
+    """A workspace holding exactly ``items`` as violations (one run), with real clips and keyframes;
+    its database is ``database`` (a PostgreSQL URL), else the workspace's own SQLite file."""
     cfg = config_mod.load()
-    ws = Workspace(tmp / "ws").create()
-    store = Store(ws.db_path)
+    ws = Workspace(tmp / "ws", database=database).create()
+    if database:  # so that `vaudit -w WS ...` in a subprocess finds it too
+        write_config(ws.root, database, None)
+    store = Store(ws.db)
     groups: dict[str, list[Known]] = {}
     for i, k in enumerate(items):
         groups.setdefault(k.source_key or f"src{i}", []).append(k)

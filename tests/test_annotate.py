@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,9 +15,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import ENGINES, copy_workspace, database_for
 
 from pipeline import config as config_mod
 from pipeline import custody
+from pipeline import db as db_mod
 from pipeline import store as store_mod
 from pipeline.hashing import sha256_file
 from pipeline.records import Decision
@@ -37,12 +38,12 @@ TZ = ZoneInfo("Asia/Shanghai")
 PASSWORD = "correct-horse-9"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Workspace:
+@pytest.fixture(scope="module", params=ENGINES)
+def template(tmp_path_factory, request) -> Workspace:
     ws, store = build_workspace(tmp_path_factory.mktemp("annotate"), [
         Known("城关镇", "garbage", datetime(2024, 5, 1, 9, 0, tzinfo=TZ), 1.0, 3.0, 0.81, source_key="a"),
         Known("城关镇", "parking", datetime(2024, 5, 1, 9, 0, tzinfo=TZ), 4.0, 6.0, 0.45, source_key="a"),
-    ])
+    ], database=database_for(request.param, request))
     store.close()
     commands.user_add(ws, "ana", "analyst", PASSWORD)
     commands.user_add(ws, "asa", "assessor", PASSWORD)
@@ -50,8 +51,8 @@ def template(tmp_path_factory) -> Workspace:
 
 
 @pytest.fixture
-def rws(template, tmp_path) -> Workspace:
-    return Workspace(shutil.copytree(template.root, tmp_path / "ws"))
+def rws(template, tmp_path, request) -> Workspace:
+    return copy_workspace(template, tmp_path / "ws", request)
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def client(rws) -> TestClient:
 
 @pytest.fixture
 def db(rws) -> Store:
-    store = Store(rws.db_path)
+    store = Store(rws.db)
     yield store
     store.close()
 
@@ -99,7 +100,7 @@ def test_corrected_box_is_a_decision_with_the_box_and_moves_the_violations_box(c
     assert problems == []
 
 
-def test_a_bad_box_is_refused_and_changes_nothing(client, db):
+def test_a_bad_box_is_refused_and_changes_nothing(client, db, rws):
     tok = token_of(client, "ana")
     vid = db.query("SELECT id FROM violations WHERE category = 'garbage'")[0]["id"]
     sid = db.query("SELECT source_id FROM violations WHERE id = ?", [vid])[0]["source_id"]
@@ -121,7 +122,7 @@ def test_a_bad_box_is_refused_and_changes_nothing(client, db):
     assert client.post(f"/s/{sid + 99}/add", data={"csrf_token": tok, "t_s": "2", "category": "stall", **ok_box}
                        ).status_code == 404
     assert state(db) == before
-    tmp = db.path.parent / "review-tmp"
+    tmp = rws.review_tmp
     assert not tmp.exists() or list(tmp.iterdir()) == []  # no staged files left behind
 
 
@@ -193,7 +194,7 @@ def test_frame_page_shows_boxes_decodes_the_frame_and_marks_it_complete(client, 
 def test_a_version_1_database_migrates_to_version_2_keeping_everything(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    for stmt in store_mod._statements(store_mod.MIGRATIONS[1]):
+    for stmt in db_mod.statements(store_mod.MIGRATIONS[1]):
         conn.execute(stmt)
     conn.execute("PRAGMA user_version = 1")
     conn.execute("BEGIN")

@@ -1,14 +1,16 @@
 import sqlite3
 
+import psycopg
 import pytest
+from conftest import ENGINES, database_for
 
-from pipeline import custody
+from pipeline import custody, db
 from pipeline.store import Store
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "evidence.db")
+@pytest.fixture(params=ENGINES)
+def store(tmp_path, request):
+    s = Store(database_for(request.param, request) or tmp_path / "evidence.db")
     for i in range(5):
         with s.tx() as c:
             custody.append(c, "test_event", "thing", i, {"n": i, "名": "城关镇"})
@@ -16,8 +18,13 @@ def store(tmp_path):
     s.close()
 
 
-def raw(store) -> sqlite3.Connection:
+def raw(store):
     """An attacker's connection: triggers dropped so raw SQL can rewrite the log."""
+    if store.url:
+        c = psycopg.connect(store.url, autocommit=True)
+        c.execute("DROP TRIGGER custody_no_update ON custody")
+        c.execute("DROP TRIGGER custody_no_delete ON custody")
+        return c
     c = sqlite3.connect(store.path, isolation_level=None)
     c.execute("DROP TRIGGER custody_no_update")
     c.execute("DROP TRIGGER custody_no_delete")
@@ -35,9 +42,9 @@ def test_append_outside_transaction_is_refused(store):
 
 
 def test_log_is_append_only_through_sql(store):
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(db.IntegrityError, match="append-only"):
         store.conn.execute("UPDATE custody SET actor = 'mallory' WHERE seq = 3")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(db.IntegrityError, match="append-only"):
         store.conn.execute("DELETE FROM custody WHERE seq = 3")
 
 

@@ -21,6 +21,7 @@ import builders
 import cv2
 import pytest
 from builders import Known, build_workspace
+from conftest import ENGINES, database_for
 from PIL import Image
 
 from pipeline import config as config_mod
@@ -79,10 +80,10 @@ EXPECTED = {
 CATEGORY_TOTALS = {"暴露垃圾": (3, 2, 1, 50.0), "违规停车": (2, 1, 1, 100.0), "占道经营": (2, 0, 2, None)}
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
+@pytest.fixture(scope="module", params=ENGINES)
+def built(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("export")
-    ws, store = build_workspace(tmp, PLANTED)
+    ws, store = build_workspace(tmp, PLANTED, database=database_for(request.param, request))
     with store.tx() as c:  # realistic footage lengths, keyed by each source's file name
         for key, seconds in FOOTAGE_S.items():
             c.execute("UPDATE sources SET duration_s = ? WHERE path LIKE ?", (seconds, f"%/{key}.mp4"))

@@ -1,4 +1,5 @@
-"""End to end on the shipped samples with the shipped model: real ffmpeg, real YOLO, a real SQLite file."""
+"""End to end on the shipped samples with the shipped model: real ffmpeg, real YOLO, a real SQLite file
+and a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SHARED
+from conftest import ENGINES, ROOT, SHARED, database_for
 
 from pipeline.scoring import score_events
 
@@ -28,9 +29,11 @@ def listing(ws: Path) -> list[dict]:
     return json.loads(vaudit(ws, "violations", "--json").stdout)
 
 
-@pytest.fixture(scope="module")
-def demo_ws(tmp_path_factory, sample_files, model_path) -> Path:
+@pytest.fixture(scope="module", params=ENGINES)
+def demo_ws(tmp_path_factory, sample_files, model_path, request) -> Path:
     ws = tmp_path_factory.mktemp("demo") / "ws"
+    if url := database_for(request.param, request):
+        vaudit(ws, "db", "use", url)  # every later command in this workspace uses PostgreSQL
     r = vaudit(ws, "demo")
     assert "violations" in r.stdout
     return ws

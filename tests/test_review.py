@@ -1,8 +1,8 @@
 """The review workstation over HTTP (no browser): access control, CSRF, media confinement, Range,
 SQL-safe filters, roles, throttling, decisions, user management and the assessors' exports.
 
-One real workspace (real clips and keyframes, via the builder) is made per module and copied per test,
-so every test starts from the same known evidence and may change it freely.
+One real workspace (real clips and keyframes, via the builder) is made per module and engine (SQLite,
+PostgreSQL) and copied per test, so every test starts from the same known evidence and may change it freely.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import subprocess
 import sys
 import warnings
@@ -20,6 +19,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import ENGINES, copy_workspace, database_for
 from openpyxl import load_workbook
 from starlette.routing import Route
 
@@ -47,9 +47,9 @@ ITEMS = [
 INJECTIONS = ["' OR 1=1 --", '"; DROP TABLE violations; --', "城关镇' OR '1'='1", "1; DELETE FROM users"]
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Workspace:
-    ws, store = build_workspace(tmp_path_factory.mktemp("review"), ITEMS)
+@pytest.fixture(scope="module", params=ENGINES)
+def template(tmp_path_factory, request) -> Workspace:
+    ws, store = build_workspace(tmp_path_factory.mktemp("review"), ITEMS, database=database_for(request.param, request))
     store.close()
     for name, role in USERS.items():
         commands.user_add(ws, name, role, PASSWORD)
@@ -58,8 +58,8 @@ def template(tmp_path_factory) -> Workspace:
 
 
 @pytest.fixture
-def rws(template, tmp_path) -> Workspace:
-    return Workspace(shutil.copytree(template.root, tmp_path / "ws"))
+def rws(template, tmp_path, request) -> Workspace:
+    return copy_workspace(template, tmp_path / "ws", request)
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def client(app) -> TestClient:
 
 @pytest.fixture
 def db(rws) -> Store:
-    store = Store(rws.db_path)
+    store = Store(rws.db)
     yield store
     store.close()
 
@@ -200,7 +200,8 @@ def test_every_post_without_or_with_a_wrong_csrf_token_is_refused(app, client, d
 def test_media_serves_only_artifacts_inside_the_workspace(client, db, rws, tmp_path):
     logged_in(client, "asa")
     secret = (rws.root / "review-secret").read_bytes()
-    dbbytes = rws.db_path.read_bytes()[:100]  # the SQLite header, unique to the database file
+    # the SQLite header, unique to the database file (PostgreSQL keeps none in the workspace)
+    dbbytes = rws.db_path.read_bytes()[:100] if rws.db_path.exists() else b"SQLite format 3\0"
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"TOP-SECRET-OUTSIDE")
     bad = ["/media/../evidence.db", "/media/%2e%2e/evidence.db", "/media/clips/%2e%2e/%2e%2e/evidence.db",
@@ -430,7 +431,7 @@ def test_user_add_validates_and_user_list_hides_hashes(rws):
     users = {u["name"]: u for u in commands.user_list(rws)}
     assert users["bob"]["role"] == "assessor" and users["gone"]["disabled"] is True
     assert all("password_hash" not in u for u in users.values())
-    stored = Store(rws.db_path).user("bob")["password_hash"]
+    stored = Store(rws.db).user("bob")["password_hash"]
     assert stored.startswith("$argon2") and "long-enough" not in stored
     with pytest.raises(LookupError):
         commands.user_disable(rws, "nobody")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, ffmpeg, make_video
+from conftest import ROOT, database_for, ffmpeg, listing_key, make_video
 
 pytestmark = pytest.mark.slow
 VAUDIT = [sys.executable, "-m", "pipeline.cli"]
@@ -135,11 +135,14 @@ def test_hevc_and_avi_get_browser_proxies(corpus, model_path, tmp_path):
     assert by_source["hevc.mp4"]["clip_path"].endswith(".mp4")
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sigkill_at_random_points_then_resume(seed, model_path, sample_files, tmp_path, reference_listing):
+@pytest.mark.parametrize("seed,engine", [(1, "sqlite"), (2, "sqlite"), (3, "sqlite"), (1, "postgresql")])
+def test_sigkill_at_random_points_then_resume(seed, engine, model_path, sample_files, tmp_path, reference_listing,
+                                              request):
     import random
 
     ws = tmp_path / "ws"
+    if url := database_for(engine, request):
+        vaudit(ws, "db", "use", url, check=True)
     vaudit(ws, "ingest", str(ROOT / "samples"), check=True)
     rng = random.Random(seed)
     for _ in range(2):
@@ -150,24 +153,11 @@ def test_sigkill_at_random_points_then_resume(seed, model_path, sample_files, tm
         p.wait()
     vaudit(ws, "run", check=True, timeout=600)
     rows = json.loads(vaudit(ws, "violations", "--json", check=True).stdout)
-    assert _key(rows) == reference_listing
+    assert listing_key(rows) == reference_listing
     files = {p.relative_to(ws).as_posix() for d in ("clips", "frames") for p in (ws / d).rglob("*") if p.is_file()}
     assert files == {r["clip_path"] for r in rows} | {r["keyframe_path"] for r in rows}
     assert not any((ws / "tmp").iterdir())
     assert vaudit(ws, "verify").returncode == 0
-
-
-def _key(rows: list[dict]) -> list[tuple]:
-    return sorted((Path(r["source_path"]).name, r["category"], r["start_s"], r["end_s"], r["clip_sha256"])
-                  for r in rows)
-
-
-@pytest.fixture(scope="module")
-def reference_listing(tmp_path_factory, model_path, sample_files) -> list[tuple]:
-    ws = tmp_path_factory.mktemp("ref") / "ws"
-    vaudit(ws, "ingest", str(ROOT / "samples"), check=True)
-    vaudit(ws, "run", check=True, timeout=600)
-    return _key(json.loads(vaudit(ws, "violations", "--json", check=True).stdout))
 
 
 def test_concurrent_runs_share_the_work(model_path, sample_files, tmp_path, reference_listing):
@@ -184,7 +174,7 @@ def test_concurrent_runs_share_the_work(model_path, sample_files, tmp_path, refe
         assert c.execute("SELECT count(*) FROM frames GROUP BY source_id HAVING count(DISTINCT run_id) > 1"
                          ).fetchall() == []
     rows = json.loads(vaudit(ws, "violations", "--json", check=True).stdout)
-    assert _key(rows) == reference_listing
+    assert listing_key(rows) == reference_listing
 
 
 def test_disk_full_while_writing_a_clip_fails_that_source_only(model_path, sample_files, tmp_path):

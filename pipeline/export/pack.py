@@ -184,7 +184,7 @@ def _manifest(store: Store, stage: Path, files: list[dict], period: Period, dist
         "made_by": actor, "period": period.label, "period_start": period.start.isoformat(),
         "period_end": period.end.isoformat(), "district": district, "violations": [v["id"] for v in items],
         "blurred": {"faces": blur_faces, "plates": blur_plates},
-        "database": {"file": store.path.name, "custody_head": head},  # no absolute path: it names the host's disks
+        "database": {"file": store.name, "custody_head": head},  # no absolute path: it names the host's disks
         "files": sorted(files, key=lambda f: f["path"]),
     }
 

@@ -643,12 +643,12 @@ async def media(request: Request) -> Response:
     if not _plain_relative(rel) or not queries.is_artifact(review.store, rel):
         return PlainTextResponse("未找到。", status_code=404)
     try:
-        fd, st = await anyio.to_thread.run_sync(open_media, review.ws.root, rel)
+        fd, st = await anyio.to_thread.run_sync(open_media, review.ws.evidence, rel)
     except OSError:  # missing, a symlink (ELOOP), a folder, a FIFO, outside clips/ and frames/...
         return PlainTextResponse("未找到。", status_code=404)
     os.close(fd)
     kind = mimetypes.guess_type(rel)[0] or "application/octet-stream"
-    return MediaFile(review.ws.root, rel, st, media_type=kind, headers={"cache-control": "private, max-age=3600"})
+    return MediaFile(review.ws.evidence, rel, st, media_type=kind, headers={"cache-control": "private, max-age=3600"})
 
 
 # -- app ---------------------------------------------------------------------------------------
@@ -711,7 +711,7 @@ def create_app(ws: Workspace, cfg: Config, *, secure_cookies: bool = False) -> S
     exports.sweep_review_tmp(ws)
     sessions = Sessions(load_secret(ws.review_secret), SessionStore(ws.sessions_db), secure_cookies)
     passwords = PasswordChecker()
-    store = Store(ws.db_path)
+    store = Store(ws.db)
     queries.register_thresholds(store, cfg)
     app.state.review = Review(ws, cfg, store, sessions, Throttle(), _templates(cfg), passwords,
                               parse_networks(cfg.review.trusted_proxies))

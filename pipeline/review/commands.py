@@ -21,7 +21,7 @@ def serve(ws: Workspace, cfg: Config, host: str = "127.0.0.1", port: int = 8000,
 
     from .app import create_app
 
-    if not ws.db_path.exists():
+    if not ws.has_db:
         raise ValueError(f"no evidence database in {ws.root}: run `vaudit run` first")
     uvicorn.run(create_app(ws, cfg, secure_cookies=secure_cookies), host=host, port=port, log_level="info",
                 proxy_headers=False)
@@ -35,7 +35,7 @@ def user_add(ws: Workspace, name: str, role: str, password: str) -> None:
         raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
     if problem := password_problem(name, password):
         raise ValueError(problem)
-    store = Store(ws.db_path)
+    store = Store(ws.db)
     try:
         if store.user(name):
             raise ValueError(f"user {name!r} already exists")
@@ -46,7 +46,7 @@ def user_add(ws: Workspace, name: str, role: str, password: str) -> None:
 
 def user_list(ws: Workspace) -> list[dict]:
     """Users without their password hashes."""
-    store = Store(ws.db_path)
+    store = Store(ws.db)
     try:
         return [{**u, "disabled": bool(u["disabled"])} for u in queries.users(store)]
     finally:
@@ -56,7 +56,7 @@ def user_list(ws: Workspace) -> list[dict]:
 def user_disable(ws: Workspace, name: str) -> None:
     """Disable (never delete: decisions keep naming them) a user; their open sessions are deleted, so they
     stop working at once and do not come back if the user is enabled again."""
-    store = Store(ws.db_path)
+    store = Store(ws.db)
     try:
         store.set_user_disabled(name, True, actor="cli")
     finally:

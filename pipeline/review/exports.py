@@ -128,7 +128,7 @@ def content_disposition(filename: str) -> str:
 @contextmanager
 def _own_store(ws: Workspace) -> Iterator[Store]:
     """A connection for this worker thread only; the app's shared one must stay on the event loop."""
-    store = Store(ws.db_path)
+    store = Store(ws.db)
     try:
         yield store
     finally:

@@ -32,7 +32,7 @@ SORTS = {
 def register_thresholds(store: Store, cfg: Config) -> None:
     """Make the config's per-category thresholds readable in SQL as ``vaudit_threshold(category)``."""
     thresholds = {c: cc.confidence for c, cc in cfg.categories.items()}
-    store.conn.create_function("vaudit_threshold", 1, lambda c: thresholds.get(c, 0.5), deterministic=True)
+    store.define_lookup("vaudit_threshold", thresholds, 0.5)
 PENDING_FIRST = "CASE v.status WHEN 'pending' THEN 0 ELSE 1 END"
 
 _COLUMNS = """
