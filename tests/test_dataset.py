@@ -64,10 +64,13 @@ def test_reviewed_footage_becomes_a_deterministic_dataset_split_by_source(tmp_pa
         store.close()
     sha = {s["path"].rsplit("/", 1)[-1]: s["sha256"] for s in m["sources"]}
     assert sorted(s["split"] for s in m["sources"]) == ["train", "val"]  # two sources: one each, never mixed
-    uses = {(d["category"], d["status"]): (d["use"], d["origin"], d["corrected"]) for d in m["decisions"]}
-    assert uses[("parking", "rejected")] == ("hard_negative", "model", False)
-    assert uses[("stall", "pending")][0] == "unknown"
-    assert ("positive", "model", True) in uses.values() and ("positive", "analyst", False) in uses.values()
+    # one row per violation: (category, status, use, origin, corrected)
+    uses = {(d["category"], d["status"], d["use"], d["origin"], d["corrected"]) for d in m["decisions"]}
+    assert uses == {("garbage", "confirmed", "positive", "model", True),  # a's, its box corrected
+                    ("garbage", "confirmed", "positive", "model", False),  # b's
+                    ("parking", "rejected", "hard_negative", "model", False),
+                    ("stall", "pending", "unknown", "model", False),
+                    ("stall", "confirmed", "positive", "analyst", False)}  # added by the analyst
     assert m["counts"]["added"] == 1 and m["counts"]["complete_frames"] == 1 and m["labelled_classes"] == [0, 1, 2]
     a = labels(tmp_path / "ds", m, sha["a.mp4"])
     # t=2: the confirmed garbage with its corrected box (class 0); t=4: the rejected parking is a hard
