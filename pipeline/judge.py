@@ -62,6 +62,7 @@ def judge(tracks: Sequence[Track], cfg: Config) -> list[Violation]:
 def _objects(tracks: Sequence[Track], cfg: Config) -> list[list[Track]]:
     """Tracks grouped into objects: in a ``merge_touching`` category, tracks whose boxes touch in most of
     the frames they share are parts of one object; every other track is an object of its own."""
+    tracks = sorted(tracks, key=lambda t: t.start_s)  # pairs that never share a frame are skipped below
     parent = list(range(len(tracks)))
 
     def root(i: int) -> int:
@@ -76,6 +77,8 @@ def _objects(tracks: Sequence[Track], cfg: Config) -> list[list[Track]]:
         boxes_a = {d.t_s: d.box for d in a.detections}
         for j in range(i + 1, len(tracks)):
             b = tracks[j]
+            if b.start_s > a.end_s:
+                break
             if b.category != a.category:
                 continue
             shared = [(boxes_a[d.t_s], d.box) for d in b.detections if d.t_s in boxes_a]
