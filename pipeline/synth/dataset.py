@@ -17,6 +17,7 @@ from .realbags import RealBags
 from .render import camera_at, render_frame
 from .scene import Scene, Thing, build_scene
 from .video import local_start
+from .weather import apply_weather
 
 IMAGES_PER_STREET = 12
 STREET_SECONDS = 20.0
@@ -27,7 +28,7 @@ MIN_SIDE_PX = 6
 
 def render_dataset(out_dir: Path, *, seed: int, count: int, size: tuple[int, int] = (640, 384),
                    val_fraction: float = 0.15, real_garbage_dir: Path | None = None,
-                   mix: dict[str, float] | None = None) -> Path:
+                   mix: dict[str, float] | None = None, style: str = "default") -> Path:
     """Writes a YOLO detection dataset (images/{train,val}, labels/{train,val}, data.yaml).
 
     Returns the data.yaml path."""
@@ -41,7 +42,7 @@ def render_dataset(out_dir: Path, *, seed: int, count: int, size: tuple[int, int
     for i in range(count):
         split = "train" if i < n_train else "val"
         if left == 0 or i == n_train:
-            scene = build_scene(rng, duration=STREET_SECONDS, density=DENSITY, real_bags=real, mix=mix)
+            scene = build_scene(rng, duration=STREET_SECONDS, density=DENSITY, real_bags=real, mix=mix, style=style)
             sensor, left = Sensor(rng, size, scene.look.noise_sigma), IMAGES_PER_STREET
         left -= 1
         image, labels = _sample(scene, sensor, rng, size)
@@ -59,6 +60,7 @@ def _sample(scene: Scene, sensor: Sensor, rng: np.random.Generator, size: tuple[
     if rng.random() < BACKGROUND_SHARE:
         things = [thing for thing in things if thing.cls is None]
     frame, seen = render_frame(scene, cam, t, things)
+    frame = apply_weather(frame, scene.look, rng)
     if rng.random() < 0.3:
         frame = motion_blur(frame, tuple(rng.uniform(-8, 8, 2)))
     frame = sensor.apply(frame, rng)

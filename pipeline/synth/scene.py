@@ -381,19 +381,20 @@ STATIC_NEGATIVES = ("bay_car", "bin", "pedestrian", "shop_display")
 
 def build_scene(rng: np.random.Generator, *, duration: float, density: float = 1.0,
                 violations: int | None = None, real_bags: RealBags | None = None,
-                mix: dict[str, float] | None = None) -> Scene:
+                mix: dict[str, float] | None = None, style: str = "default") -> Scene:
     """A street with a camera path of `duration` seconds, violations and hard negatives along it.
 
     Video mode (density 1) staggers the violations (default 2-6) so each passes the camera at a
     different time; dataset mode (density > 1) crowds the street so random frames show many objects.
     ``mix`` weights the violation kinds after the first three (more of a class the detector finds hard).
+    ``style`` "city" draws another city's vehicles, stalls, rubbish and weather (city.py).
     """
-    look = random_look(rng)
+    look, placer_type = _style(style, rng)
     street = random_street(rng)
     rig = random_rig(rng, street, 0.0)
     cam_end = rig.speed * duration
     mark_kerbs(rng, street, (-15.0, cam_end + 100.0))
-    placer = Placer(rng, street, rig, look, real_bags)
+    placer = placer_type(rng, street, rig, look, real_bags)
     n_viol = int(rng.integers(2, 7) * density) if violations is None else violations
     earliest = min(4.0, duration / 2) if density == 1 else 0.0
     for k in range(n_viol):
@@ -418,6 +419,21 @@ def build_scene(rng: np.random.Generator, *, duration: float, density: float = 1
             placer.tree(float(z))
     return Scene(street=street, rig=rig, look=look, ground=_ground(rng, street, look),
                  buildings=_buildings(rng, street, look), things=placer.things, device=_device(rng))
+
+
+STYLES = ("default", "city")
+
+
+def _style(style: str, rng: np.random.Generator) -> tuple[Look, type[Placer]]:
+    """The look and the placer of a style (the default style draws exactly what it always drew)."""
+    if style == "default":
+        return random_look(rng), Placer
+    if style == "city":
+        from .city import CityPlacer  # imported here: city.py builds on this module
+        from .weather import city_look
+
+        return city_look(rng), CityPlacer
+    raise ValueError(f"unknown renderer style {style!r}: one of {', '.join(STYLES)}")
 
 
 def _ground(rng: np.random.Generator, street: Street, look: Look) -> Face:

@@ -39,6 +39,7 @@ class Look:
     sky_horizon: tuple[int, int, int]
     noise_sigma: float
     blur_gain: float  # how strongly camera shake turns into motion blur (0 = never)
+    weather: str = "clear"  # "rain" adds streaks per frame (weather.py); the rest is baked into the LUT
 
 
 def random_look(rng: np.random.Generator) -> Look:

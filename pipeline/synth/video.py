@@ -12,6 +12,7 @@ from .effects import Sensor, motion_blur, overlay
 from .encode import VideoWriter
 from .render import Seen, camera_at, render_frame
 from .scene import CATEGORY, Scene, build_scene
+from .weather import apply_weather
 
 CST = timezone(timedelta(hours=8))  # China Standard Time, the bodycam clock
 DISTRICTS = ["Futian", "Luohu", "Nanshan", "Baoan", "Longgang", "Longhua", "Yantian", "Guangming"]
@@ -25,13 +26,14 @@ PREVIEW_STEP_S = 0.2
 def render_video(out_dir: Path, name: str, *, seed: int, duration: float = 20.0,
                  size: tuple[int, int] = (1280, 720), fps: float = 25.0, gop_s: float = 1.0,
                  codec: str = "h264", district: str | None = None, capture_start: datetime | None = None,
-                 crf: int = 23) -> dict:
-    """Writes out_dir/NAME.mp4 and out_dir/NAME.json; returns the ground-truth dict."""
+                 crf: int = 23, style: str = "default") -> dict:
+    """Writes out_dir/NAME.mp4 and out_dir/NAME.json; returns the ground-truth dict. ``style`` picks the
+    renderer's city (scene.STYLES)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     target = int(rng.integers(2, 7))
-    scene = build_scene(rng, duration=duration, violations=target + SPARE_VIOLATIONS)
+    scene = build_scene(rng, duration=duration, violations=target + SPARE_VIOLATIONS, style=style)
     _keep_watchable(scene, duration, target)
     district = district or str(rng.choice(DISTRICTS))
     start = local_start(rng, capture_start)
@@ -47,6 +49,8 @@ def render_video(out_dir: Path, name: str, *, seed: int, duration: float = 20.0,
             writer.write(frame)
             _track(tracks, seen, t, size)
     gt = _ground_truth(scene, tracks, seed=seed, fps=fps, size=size, district=district, start=start)
+    if style != "default":  # named only when not the default, so earlier footage's JSON is unchanged
+        gt["style"] = style
     (out_dir / f"{name}.json").write_text(json.dumps(gt, indent=1))
     return gt
 
@@ -86,6 +90,7 @@ def _frame(scene: Scene, sensor: Sensor, seed: int, i: int, t: float, size: tupl
     """One rendered frame with shake blur and sensor noise (seeded per frame), plus what is seen."""
     cam = camera_at(scene.rig, t, size)
     frame, seen = render_frame(scene, cam, t)
+    frame = apply_weather(frame, scene.look, np.random.default_rng([seed, i, 1]))
     _, yaw0, pitch0, _ = scene.rig.pose(t - 0.5 / fps)
     _, yaw1, pitch1, _ = scene.rig.pose(t)
     focal, gain = cam.K[0, 0], scene.look.blur_gain
