@@ -145,8 +145,9 @@ class Replayed:
 
     ``sources``: id -> sha256, path, district, inspector, status, current_run_id.
     ``violations``: id -> run_id, source_sha256, category, status, start_s, end_s, confidence, artifacts
-    (path -> (kind, sha256)). ``decisions``: decision id -> violation_id, user, action, category, reason,
-    note, start_s, end_s (as the row records them).
+    (path -> (kind, sha256)), box (drawn by an analyst who added or corrected it; None when the log
+    never recorded one). ``decisions``: decision id -> violation_id, user, action, category, reason,
+    note, start_s, end_s, box, t_s (as the row records them).
     """
 
     sources: dict[int, dict]
@@ -180,17 +181,21 @@ def replay(conn: Connection) -> Replayed:
                 "seq": seq, "run_id": p.get("run_id"), "source_sha256": p.get("source_sha256"),
                 "category": p.get("category"), "status": "pending", "start_s": p.get("start_s"),
                 "end_s": p.get("end_s"), "confidence": p.get("confidence"), "state_seq": seq,
-                "artifacts": {a.get("path"): (a.get("kind"), a.get("sha256")) for a in p.get("artifacts") or []}}
+                "artifacts": {a.get("path"): (a.get("kind"), a.get("sha256")) for a in p.get("artifacts") or []},
+                "box": p.get("box"), "box_seq": seq}
         elif ev.startswith("decision_") and e["entity"] == "violation":
             action = ev[len("decision_"):]
             if eid in violations:
                 violations[eid].update(status=p.get("status"), category=p.get("category"), start_s=p.get("start_s"),
                                        end_s=p.get("end_s"), state_seq=seq)
+                if action == "correct_box" and p.get("box") is not None:
+                    violations[eid].update(box=p["box"], box_seq=seq)
             if p.get("decision_id") is not None:
                 decisions[p["decision_id"]] = {
                     "seq": seq, "violation_id": eid, "user": e["actor"], "action": action,
                     "category": p.get("category") if action == "relabel" else None,
                     "reason": p.get("reason"), "note": p.get("note"),
                     "start_s": p.get("start_s") if action == "trim" else None,
-                    "end_s": p.get("end_s") if action == "trim" else None}
+                    "end_s": p.get("end_s") if action == "trim" else None,
+                    "box": p.get("box"), "t_s": p.get("t_s") if p.get("box") is not None else None}
     return Replayed(sources, violations, decisions)

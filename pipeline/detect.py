@@ -134,7 +134,9 @@ class YoloDetector:
                 continue
             out.append(Detection(
                 frame_index=frame.index, t_s=frame.t_s, cls=name, category=category, confidence=round(float(conf), 4),
-                box=(round(x1 * sx, 1), round(y1 * sy, 1), round(x2 * sx, 1), round(y2 * sy, 1)),
+                # plain floats: a NumPy scalar would reach SQLite as a BLOB of its bytes
+                box=(round(float(x1) * sx, 1), round(float(y1) * sy, 1), round(float(x2) * sx, 1),
+                     round(float(y2) * sy, 1)),
             ))
         return out
 

@@ -146,6 +146,15 @@ def _fields(where: str, row: dict, expected: dict, fields: Sequence[str], seq: i
             for f in fields if _differs(row[f], expected[f])]
 
 
+def _box(where: str, row: dict, box: list | None, seq: int) -> list[Problem]:
+    """A row's x1..y2 against the box a custody entry recorded (None: the entry recorded no box)."""
+    have = [row[k] for k in ("x1", "y1", "x2", "y2")]
+    want = list(box) if box is not None else [None] * 4
+    if len(want) == 4 and not any(_differs(a, b) for a, b in zip(have, want, strict=True)):
+        return []
+    return [Problem(where, f"box is {have} in the table, but the custody log (entry {seq}) says {box}")]
+
+
 def check_state(store: Store, state: custody.Replayed) -> tuple[list[Problem], int]:
     """The state tables against the log's replay: every difference names the row, the field and the entry."""
     problems: list[Problem] = []
@@ -171,7 +180,7 @@ def check_state(store: Store, state: custody.Replayed) -> tuple[list[Problem], i
                                     "sources table (deleted)"))
     sha_of = {sid: r["sha256"] for sid, r in sources.items()}
     violations = {r["id"]: r for r in store.query(
-        "SELECT id, run_id, source_id, category, status, start_s, end_s, confidence FROM violations")}
+        "SELECT id, run_id, source_id, category, status, start_s, end_s, confidence, x1, y1, x2, y2 FROM violations")}
     for vid, r in violations.items():
         n += 1
         e = state.violations.get(vid)
@@ -185,6 +194,8 @@ def check_state(store: Store, state: custody.Replayed) -> tuple[list[Problem], i
                                     f"{str(sha_of.get(r['source_id']))[:12]}…), but the custody log (entry "
                                     f"{e['seq']}) says source sha256 {str(e['source_sha256'])[:12]}…"))
         problems += _fields(f"violation {vid}", r, e, ("status", "category", "start_s", "end_s"), e["state_seq"])
+        if e.get("box") is not None:  # drawn by an analyst (added or corrected): the log holds it
+            problems += _box(f"violation {vid}", r, e["box"], e["box_seq"])
     for vid, e in state.violations.items():
         if vid not in violations:
             problems.append(Problem(f"violation {vid}", f"created in custody entry {e['seq']} but missing from the "
@@ -208,7 +219,8 @@ def check_state(store: Store, state: custody.Replayed) -> tuple[list[Problem], i
                 problems.append(Problem(f"violation {vid}", f"{kind} {path} recorded in custody entry {e['seq']} is "
                                         "missing from the artifacts table (deleted)"))
     decisions = {r["id"]: r for r in store.query(
-        "SELECT id, violation_id, user, action, category, reason, note, start_s, end_s FROM decisions")}
+        "SELECT id, violation_id, user, action, category, reason, note, start_s, end_s, t_s, x1, y1, x2, y2"
+        " FROM decisions")}
     fields = ("violation_id", "user", "action", "category", "reason", "note", "start_s", "end_s")
     for did, r in decisions.items():
         n += 1
@@ -218,6 +230,9 @@ def check_state(store: Store, state: custody.Replayed) -> tuple[list[Problem], i
                                     "has no custody entry (inserted behind the log)"))
             continue
         problems += _fields(f"decision {did}", r, e, fields, e["seq"])
+        if "box" in e:
+            problems += _box(f"decision {did}", r, e["box"], e["seq"])
+            problems += _fields(f"decision {did}", r, e, ("t_s",), e["seq"])
     for did, e in state.decisions.items():
         if did not in decisions:
             problems.append(Problem(f"decision {did}", f"{e['user']} {e['action']} on violation {e['violation_id']}, "
